@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
@@ -48,9 +49,51 @@ func DecodeDomainHost(body []byte) (api.DomainHostRequest, error) {
 			}
 			return invalidField("addresses", "%v", err)
 		}
+		for i, s := range req.Addresses {
+			if ip := netip.MustParseAddr(s).Unmap(); !publicGlueAddress(ip) {
+				return invalidField(fmt.Sprintf("addresses[%d]", i), "%s is not a public unicast address", ip)
+			}
+		}
 		req.Addresses = addrs
 		return nil
 	})
+}
+
+// notPublic are the ranges a glue address may not be in beyond what
+// netip's predicates tell: this network, shared (CGNAT), IETF protocol
+// assignments, documentation, benchmarking, reserved, and IPv6 transition
+// and documentation prefixes. The API's policy, not the command's: a
+// release may change it (the command applies what it holds).
+var notPublic = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("192.0.0.0/24"),
+	netip.MustParsePrefix("192.0.2.0/24"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+	netip.MustParsePrefix("198.51.100.0/24"),
+	netip.MustParsePrefix("203.0.113.0/24"),
+	netip.MustParsePrefix("240.0.0.0/4"),
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+	netip.MustParsePrefix("100::/64"),
+	netip.MustParsePrefix("2001::/23"),
+	netip.MustParsePrefix("2001:db8::/32"),
+	netip.MustParsePrefix("2002::/16"),
+	netip.MustParsePrefix("3fff::/20"),
+}
+
+// publicGlueAddress reports whether ip may be a name server's glue: public
+// unicast (not private, loopback, link-local, multicast, unspecified, nor
+// in notPublic).
+func publicGlueAddress(ip netip.Addr) bool {
+	if !ip.IsGlobalUnicast() || ip.IsPrivate() {
+		return false
+	}
+	for _, p := range notPublic {
+		if p.Contains(ip) {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *API) putDomainHost(rq *request) (int, any, error) {

@@ -43,6 +43,13 @@ func TestDomainHostRoutes(t *testing.T) {
 	if r := s.call(other, "PUT", path, body); r.status != 404 {
 		t.Fatalf("PUT on another account's domain: %d %s", r.status, r.body)
 	}
+	// The public-address policy is the API's: a private or documentation
+	// address is a 400 naming it, and no command reaches the log.
+	for _, b := range []string{`{"addresses":["8.8.8.8","10.0.0.1"]}`, `{"addresses":["2001:db8::1"]}`, `{"addresses":["::ffff:192.168.1.1"]}`} {
+		if r := s.call(key, "PUT", path, b); r.status != 400 || !strings.Contains(r.msg(), `"addresses[`) {
+			t.Fatalf("PUT %s: %d %s", b, r.status, r.body)
+		}
+	}
 	if r := s.call(key, "DELETE", path, ""); r.status != 404 {
 		t.Fatalf("DELETE of a host the domain lacks: %d %s", r.status, r.body)
 	}
@@ -94,6 +101,11 @@ func FuzzDecodeDomainHost(f *testing.F) {
 			t.Fatalf("accepted %d addresses", len(req.Addresses))
 		}
 		again, _, err := fsm.CheckHostAddresses(req.Addresses)
+		for _, a := range again {
+			if !publicGlueAddress(netip.MustParseAddr(a)) {
+				t.Fatalf("accepted address %q", a)
+			}
+		}
 		if err != nil || !slices.Equal(again, req.Addresses) {
 			t.Fatalf("accepted %v, which reads again as %v, %v", req.Addresses, again, err)
 		}
@@ -103,4 +115,20 @@ func FuzzDecodeDomainHost(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPublicGlueAddress: the API admits public unicast glue only.
+func TestPublicGlueAddress(t *testing.T) {
+	for _, good := range []string{"8.8.8.8", "1.1.1.1", "2606:4700::1", "2a00:1450::1"} {
+		if !publicGlueAddress(netip.MustParseAddr(good)) {
+			t.Errorf("%s refused", good)
+		}
+	}
+	for _, bad := range []string{"10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "169.254.1.1", "100.64.0.1", "224.0.0.1",
+		"255.255.255.255", "0.1.2.3", "192.0.2.1", "198.51.100.7", "203.0.113.9", "198.18.0.1", "240.0.0.1", "::", "::1", "fe80::1",
+		"fc00::1", "ff02::1", "2001:db8::53", "2002::1", "3fff::1"} {
+		if publicGlueAddress(netip.MustParseAddr(bad)) {
+			t.Errorf("%s admitted", bad)
+		}
+	}
 }
