@@ -33,8 +33,9 @@ import (
 //     an election, logged), and the p99 of B's calls while the slow clients
 //     are held, from a second after they were sent, is no more than 20 times
 //     the p99 measured in the same test just before without them (the
-//     smaller of two quiet windows' of 500 calls; a quiet p99 under 5 ms
-//     counts as 5 ms: the scheduler's granularity on a loaded CI machine).
+//     smaller of two quiet windows' of 500 calls; a quiet p99 under 10 ms
+//     counts as 10 ms: a loaded CI lane's scheduling; held p99s of up to
+//     50 ms were measured on this machine).
 //   - Once they have gone, the two coordinators' open file descriptors
 //     (/proc/PID/fd) and goroutines (go_goroutines on the metrics listener)
 //     are back near the baseline (summed: an election may swap the leader's).
@@ -116,7 +117,7 @@ func TestProbe63SlowReadersOfALargeListing(t *testing.T) {
 	if len(lat) < 200 {
 		t.Errorf("B had %d requests answered while the slow clients were held; want at least 200 to judge", len(lat))
 	} else {
-		base := max(p99(quiet), 5*time.Millisecond)
+		base := max(p99(quiet), 10*time.Millisecond)
 		t.Logf("B's requests with the slow clients held: %d, p50 %v, p99 %v, max %v; without them: %d, p99 %v",
 			len(lat), lat[len(lat)/2], p99(lat), lat[len(lat)-1], len(quiet), p99(quiet))
 		if p99(lat) > 20*base {
