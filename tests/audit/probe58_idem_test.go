@@ -46,7 +46,7 @@ type p58Step struct {
 // step (checked against the served /openapi.json), but the domain transfer
 // (probe14_domains_test.go checks its 422).
 func TestProbe58IdempotencyEveryOperation(t *testing.T) {
-	r := newRig(t)
+	r := newRig(t, "--registrar-epp-host-objects") // a domain's child name servers (glue63)
 	ctx := r.ctx
 	r.c.Credit(ctx, r.accA.ID, 10*(serverPrice+hostingPrice+domainPrice))
 	key := r.keyA
@@ -134,6 +134,17 @@ func TestProbe58IdempotencyEveryOperation(t *testing.T) {
 			then: func(m map[string]any) { dom, _ = m["id"].(string) }},
 		{name: "domain update", method: "PATCH", path: "/v1/domains/{dom}", body: map[string]any{"auto_renew": false},
 			otherBody: map[string]any{"auto_renew": true}},
+		{name: "domain host", method: "PUT", path: "/v1/domains/{dom}/hosts/ns1.p58-idem.test", body: map[string]any{"addresses": []string{"8.8.8.8"}},
+			otherBody: map[string]any{"addresses": []string{"8.8.4.4"}}, then: func(map[string]any) {
+				framework.WaitFor(t, "the child name server applied", 30*time.Second, 200*time.Millisecond, func() bool {
+					var d struct {
+						Hosts []any `json:"hosts"`
+					}
+					get("/v1/domains/"+dom, &d)
+					return len(d.Hosts) == 1
+				})
+			}},
+		{name: "domain host delete", method: "DELETE", path: "/v1/domains/{dom}/hosts/ns1.p58-idem.test", otherPath: "/v1/domains/{dom}/hosts/ns2.p58-idem.test"},
 		{name: "hosting delete", method: "DELETE", path: "/v1/hosting/{host}", otherPath: "/v1/hosting/{host}/custom-domain", resource: "{host}"},
 		{name: "server terminate", method: "DELETE", path: "/v1/servers/{srv}", otherPath: "/v1/servers/{srv}/snapshots/{snap}", resource: "{srv}"},
 	}
@@ -145,7 +156,7 @@ func TestProbe58IdempotencyEveryOperation(t *testing.T) {
 	covered := map[string]bool{"POST /domains/transfer": true}
 	for _, s := range steps {
 		tmpl := strings.NewReplacer("{tk}", "{id}", "{wh}", "{id}", "{srv}", "{id}", "{host}", "{id}", "{dom}", "{id}", "{snap}", "{snapshotId}",
-			"{delivery}", "{deliveryId}", "/power/reboot", "/power/{action}").Replace(strings.TrimPrefix(s.path, "/v1"))
+			"{delivery}", "{deliveryId}", "/power/reboot", "/power/{action}", "ns1.p58-idem.test", "{name}").Replace(strings.TrimPrefix(s.path, "/v1"))
 		covered[s.method+" "+tmpl] = true
 	}
 	for _, op := range p58Ops(t, ctx, r.c.URL(0)) {
