@@ -44,23 +44,12 @@ func TestProbe62OtherAccountsWritesThroughAFollowerAcrossALeaderKill(t *testing.
 	}
 	ld, f := r.leaderAndFollower()
 	kill := p62KillSoon(r, ld)
-	sent, answers := 0, map[int]int{}
 	for kill.more() {
 		for _, w := range writes {
-			h := p62Key(r.keyB)
-			h.Set("Idempotency-Key", fmt.Sprintf("p62-kill-%d", sent))
-			rep := p62Do(t, r.ctx, r.c.URL(f), w.method, w.path, h, w.body)
-			sent++
-			answers[rep.status]++
-			what := fmt.Sprintf("B's %s %s through follower %d (leader %d killed: %v)", w.method, w.path, f, ld, kill.done())
-			if rep.status == 503 {
-				t.Logf("%s: %s", what, rep)
-				continue
-			}
-			p62Refused(t, what, rep, w.path, markers, 404)
+			kill.refused(t, f, r.keyB, "p62", w.method, w.path, w.path, w.body, markers)
 		}
 	}
-	t.Logf("%d writes of B with A's ids sent through coordinator %d across the kill of %d: %v", sent, f, ld, answers)
+	t.Logf("%d writes of B with A's ids sent through coordinator %d across the kill of %d: %v", kill.sent, f, ld, kill.answers)
 	kill.restart(t)
 	after := p62Agreed(t, r, r.keyA, paths, "A's state on every coordinator after")
 	for _, p := range p62Stale(paths) {
@@ -117,10 +106,13 @@ type p62Killer struct {
 	ld     int
 	killed chan time.Time
 	at     time.Time
+	// sent and answers count send's requests, and them by status.
+	sent    int
+	answers map[int]int
 }
 
 func p62KillSoon(r *rig, ld int) *p62Killer {
-	k := &p62Killer{r: r, ld: ld, killed: make(chan time.Time, 1)}
+	k := &p62Killer{r: r, ld: ld, killed: make(chan time.Time, 1), answers: map[int]int{}}
 	go func() {
 		time.Sleep(time.Second)
 		r.c.Kill(ld)
@@ -151,4 +143,32 @@ func (k *p62Killer) restart(t *testing.T) {
 	}
 	k.r.c.Restart(k.ld)
 	k.r.c.WaitReady(k.ld, 30*time.Second)
+}
+
+// send sends method target (body JSON, "" none) with key to coordinator f
+// (p62Do), a write with an Idempotency-Key of its own (prefix and the
+// count), and counts the answer.
+func (k *p62Killer) send(t *testing.T, f int, key, prefix, method, target, body string) p58Reply {
+	t.Helper()
+	h := p62Key(key)
+	if method != "GET" {
+		h.Set("Idempotency-Key", fmt.Sprintf("%s-kill-%d", prefix, k.sent))
+	}
+	rep := p62Do(t, k.r.ctx, k.r.c.URL(f), method, target, h, body)
+	k.sent++
+	k.answers[rep.status]++
+	return rep
+}
+
+// refused is send of another account's id (route names it): a leadership
+// 503 is logged, any other answer must be p62Refused's 404.
+func (k *p62Killer) refused(t *testing.T, f int, key, prefix, method, route, target, body string, markers []string) {
+	t.Helper()
+	rep := k.send(t, f, key, prefix, method, target, body)
+	what := fmt.Sprintf("B's %s %s through follower %d (leader %d killed: %v)", method, route, f, k.ld, k.done())
+	if rep.status == 503 {
+		t.Logf("%s: %s", what, rep)
+		return
+	}
+	p62Refused(t, what, rep, target, markers, 404)
 }

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -98,28 +97,13 @@ func TestProbe63OtherAccountsServiceWritesThroughAFollowerAcrossALeaderKill(t *t
 
 	ld, f := r.leaderAndFollower()
 	kill := p62KillSoon(r, ld)
-	sent, answers := 0, map[int]int{}
 	for kill.more() {
 		for _, o := range ops {
-			h := p62Key(r.keyB)
-			if o.method != "GET" {
-				h.Set("Idempotency-Key", fmt.Sprintf("p63-kill-%d", sent))
-			}
-			rep := p62Do(t, r.ctx, r.c.URL(f), o.method, o.target, h, o.body)
-			sent++
-			answers[rep.status]++
-			what := fmt.Sprintf("B's %s %s through follower %d (leader %d killed: %v)", o.method, o.path, f, ld, kill.done())
-			if rep.status == 503 {
-				t.Logf("%s: %s", what, rep)
-				continue
-			}
-			p62Refused(t, what, rep, o.target, markers, 404)
+			kill.refused(t, f, r.keyB, "p63", o.method, o.path, o.target, o.body, markers)
 		}
 		// B's own lists: B's, nothing of A's.
 		for _, l := range []string{"/v1/servers/ips", "/v1/billing/invoices", "/v1/servers", "/v1/hosting", "/v1/domains"} {
-			rep := p62Do(t, r.ctx, r.c.URL(f), "GET", l, p62Key(r.keyB), "")
-			sent++
-			answers[rep.status]++
+			rep := kill.send(t, f, r.keyB, "p63", "GET", l, "")
 			if rep.status == 503 {
 				continue
 			}
@@ -136,7 +120,7 @@ func TestProbe63OtherAccountsServiceWritesThroughAFollowerAcrossALeaderKill(t *t
 			break
 		}
 	}
-	t.Logf("%d requests of B with A's ids (%d routes) sent through coordinator %d across the kill of %d: %v", sent, len(ops), f, ld, answers)
+	t.Logf("%d requests of B with A's ids (%d routes) sent through coordinator %d across the kill of %d: %v", kill.sent, len(ops), f, ld, kill.answers)
 	kill.restart(t)
 	after := p62Agreed(t, r, r.keyA, state, "A's state on every coordinator after")
 	for _, p := range p62Stale(state) {
