@@ -37,15 +37,8 @@ func domainReplayOpenedAtLevel13(t *testing.T, level uint16, kind string) {
 
 	method, path, body, want := "POST", "/v1/domains", `{"name":"wait.test",`+testContact+`}`, http.StatusCreated
 	if kind != "registration" {
-		r := s.call(key, "POST", "/v1/domains", `{"name":"base.test",`+testContact+`}`)
-		id, _ := r.m["id"].(string)
-		if r.status != http.StatusCreated || id == "" {
-			t.Fatalf("the domain to change: %d %s", r.status, r.body)
-		}
-		for len(kicks) > 0 {
-			<-kicks
-		}
-		method, path, body, want = "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.other.net","ns2.other.net"]}`, http.StatusOK
+		method, path, body = domainToChange(t, s, kicks, key)
+		want = http.StatusOK
 	}
 	send := keyedSend(s, key, "k13", method, path, body)
 	gate.shut()
@@ -265,11 +258,7 @@ func TestDomainReplayOfAWindowClosedEarly(t *testing.T) {
 	defer gate.open()
 	ch := make(chan reply, 1)
 	go func() { ch <- order() }()
-	select {
-	case r := <-ch:
-		t.Fatalf("the first send answered %d %s before waiting for the registry", r.status, r.body)
-	case <-kicks:
-	}
+	firstSendWaits(t, ch, kicks)
 	var id string
 	_ = s.node.FSM.Read(func(r store.ReadTx) error { id = r.RegDomainNameTaken("early.test"); return nil })
 	s.apply(fsm.CmdDomainAnswerClose, fsm.DomainAnswerClose{DomainID: id, OpID: id})

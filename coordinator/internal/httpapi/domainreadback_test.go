@@ -125,17 +125,25 @@ func readBackDomainAPI(t *testing.T, level uint16, kind string) (s *srvAPI, gate
 	s.a.SetDomainDeps(&deps)
 	method, path, body = "POST", "/v1/domains", `{"name":"readback.test",`+testContact+`}`
 	if kind != "registration" {
-		r := s.call(key, "POST", "/v1/domains", `{"name":"base.test",`+testContact+`}`)
-		id, _ := r.m["id"].(string)
-		if r.status != http.StatusCreated || id == "" {
-			t.Fatalf("the domain to change: %d %s", r.status, r.body)
-		}
-		for len(kicks) > 0 {
-			<-kicks
-		}
-		method, path, body = "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.other.net","ns2.other.net"]}`
+		method, path, body = domainToChange(t, s, kicks, key)
 	}
 	return s, gate, kicks, key, method, path, body
+}
+
+// domainToChange registers base.test for key (the driver's kicks it made
+// drained) and returns the change the key's request makes to it: a PATCH
+// of its name servers.
+func domainToChange(t *testing.T, s *srvAPI, kicks chan struct{}, key string) (method, path, body string) {
+	t.Helper()
+	r := s.call(key, "POST", "/v1/domains", `{"name":"base.test",`+testContact+`}`)
+	id, _ := r.m["id"].(string)
+	if r.status != http.StatusCreated || id == "" {
+		t.Fatalf("the domain to change: %d %s", r.status, r.body)
+	}
+	for len(kicks) > 0 {
+		<-kicks
+	}
+	return "PATCH", "/v1/domains/" + id, `{"nameservers":["ns1.other.net","ns2.other.net"]}`
 }
 
 func domainReplayReadBackFails(t *testing.T, level uint16, kind string) {
