@@ -437,6 +437,9 @@ func domainBody(name string) map[string]any {
 type aOwns struct {
 	server, serverIP, hosting, domain, action, invoice string
 	webhook, delivery, ticket                          string
+	// host is a child name server's name inside A's domain ({name} of
+	// /domains/{id}/hosts/{name}); A's domain has no such host.
+	host string
 }
 
 // buy orders a server, hosting and a domain for A through a follower, each
@@ -478,7 +481,7 @@ func (r *rig) buy() aOwns {
 		t.Fatalf("domain order: %s", rep)
 	}
 	rep.Decode(t, &d)
-	o.domain = d.ID
+	o.domain, o.host = d.ID, "ns1."+d.Name
 	framework.WaitActionSuccess(t, r.apis[0].Client(r.keyA), o.action, 60*time.Second)
 	framework.WaitFor(t, "a delivery of A's webhook", 30*time.Second, 100*time.Millisecond, func() bool {
 		l, err := r.apis[0].Client(r.keyA).WebhookDeliveries(r.ctx, o.webhook, 1, 10)
@@ -520,6 +523,7 @@ var bodiesUnderIDs = map[string]map[string]any{
 	"PUT /hosting/{id}/php":                            {"php_version": "8.3"},
 	"PUT /hosting/{id}/custom-domain":                  {"domain": "www.b-audit.example"},
 	"PATCH /domains/{id}":                              {"auto_renew": false},
+	"PUT /domains/{id}/hosts/{name}":                   {"addresses": []string{"8.8.8.8"}},
 	"POST /servers/{id}/snapshots/{snapshotId}/revert": {},
 	"PATCH /webhooks/{id}":                             {"description": "mine"},
 	"POST /tickets/{id}/reply":                         {"body": "mine"},
@@ -544,7 +548,7 @@ func (r *rig) probesUnder(own aOwns) []probe {
 		}
 		p := probe{method: op.method, path: op.path, operationID: op.OperationID, id: id, body: bodiesUnderIDs[op.method+" "+op.path]}
 		p.fill = func(id string) string {
-			return "/v1" + strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot", "{deliveryId}", own.delivery).Replace(op.path)
+			return "/v1" + strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot", "{deliveryId}", own.delivery, "{name}", own.host).Replace(op.path)
 		}
 		out = append(out, p)
 	}

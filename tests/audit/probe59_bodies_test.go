@@ -219,6 +219,7 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 	creates := slices.Collect(maps.Keys(bases))
 	maps.Copy(bases, map[string]map[string]any{
 		"PATCH /domains/{id}":                              {"auto_renew": true},
+		"PUT /domains/{id}/hosts/{name}":                   {"addresses": []string{"8.8.8.8"}},
 		"PUT /hosting/{id}/custom-domain":                  {"domain": "www.p59-body.example"},
 		"POST /hosting/{id}/password-reset":                {"target": "both"},
 		"PUT /hosting/{id}/php":                            {"php_version": "8.3"},
@@ -246,7 +247,7 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 		case strings.HasPrefix(path, "/domains/"):
 			id = o.domain
 		}
-		return "/v1" + strings.NewReplacer("{id}", id, "{ip}", o.serverIP, "{snapshotId}", snap.Snapshot.ID, "{action}", "reboot").Replace(path)
+		return "/v1" + strings.NewReplacer("{id}", id, "{ip}", o.serverIP, "{snapshotId}", snap.Snapshot.ID, "{action}", "reboot", "{name}", o.host).Replace(path)
 	}
 
 	// What the account holds and how its resources are set: the same after
@@ -406,7 +407,7 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 	for _, x := range tl.Tools {
 		tools[strings.ReplaceAll(x.Name, "_", "")] = x.Name
 	}
-	params := map[string]string{"ip": o.serverIP, "snapshotId": snap.Snapshot.ID, "action": "reboot"}
+	params := map[string]string{"ip": o.serverIP, "snapshotId": snap.Snapshot.ID, "action": "reboot", "name": o.host}
 	for _, op := range ops {
 		tool, ok := tools[strings.ToLower(op.opID)]
 		if !ok {

@@ -321,7 +321,7 @@ func TestProbe60MCPToolScopesAndAccounts(t *testing.T) {
 		byCollection: map[string]string{"/servers/": own.server, "/hosting/": own.hosting, "/domains/": own.domain, "/actions/": own.action,
 			"/billing/invoices/": own.invoice, "/webhooks/": own.webhook, "/tickets/": own.ticket,
 			"/account/api-keys/": r.keyID(r.keyA), "/account/connected-apps/": apps.Data[0].ID},
-		byParam: map[string]string{"snapshotId": snaps.Data[0].ID, "ip": own.serverIP, "deliveryId": own.delivery, "action": "reboot"},
+		byParam: map[string]string{"snapshotId": snaps.Data[0].ID, "ip": own.serverIP, "deliveryId": own.delivery, "action": "reboot", "name": own.host},
 	}
 	aIDs := []string{own.server, own.hosting, own.domain, own.action, own.invoice, own.webhook, own.ticket, own.delivery, snaps.Data[0].ID, apps.Data[0].ID, r.keyID(r.keyA)}
 

@@ -154,7 +154,7 @@ func TestOrdersOutsideIn(t *testing.T) {
 		}
 		callWith := func(p probe, id string) (*mcp.CallToolResult, string) {
 			args := map[string]any{"id": id}
-			for _, prm := range []struct{ name, v string }{{"ip", own.serverIP}, {"snapshotId", "snap_0000000000000000"}, {"action", "reboot"}, {"deliveryId", own.delivery}} {
+			for _, prm := range []struct{ name, v string }{{"ip", own.serverIP}, {"snapshotId", "snap_0000000000000000"}, {"action", "reboot"}, {"deliveryId", own.delivery}, {"name", own.host}} {
 				if strings.Contains(p.path, "{"+prm.name+"}") {
 					args[prm.name] = prm.v
 				}
