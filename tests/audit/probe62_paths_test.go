@@ -181,25 +181,28 @@ func TestProbe62HostilePathsAndQueries(t *testing.T) {
 	}
 }
 
-// p62Delivery waits for a delivery of key's webhook id and returns its id.
+// p62Delivery waits for a delivery of key's webhook id to have settled
+// (attempted and answered: succeeded or failed, not queued or pending a
+// retry) and returns its id. A delivery still queued when a test takes
+// the account's state would change it afterwards on its own (ci-F, stop
+// 63: "queued" before B's writes, "succeeded" after).
 func p62Delivery(t *testing.T, r *rig, key, id string) string {
 	t.Helper()
-	var out string
+	var last []api.WebhookAttempt
 	deadline := time.Now().Add(30 * time.Second)
-	for out == "" {
+	for {
 		var l struct {
 			Data []api.WebhookAttempt `json:"data"`
 		}
 		r.get(t, 0, key, "/v1/webhooks/"+id+"/deliveries", &l)
-		if len(l.Data) > 0 {
-			out = l.Data[0].DeliveryID
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no delivery of webhook %s within 30 s", id)
-		} else {
-			time.Sleep(200 * time.Millisecond)
+		if len(l.Data) > 0 && (l.Data[0].DeliveryStatus == api.DeliverySucceeded || l.Data[0].DeliveryStatus == api.DeliveryFailed) {
+			return l.Data[0].DeliveryID
 		}
+		if last = l.Data; time.Now().After(deadline) {
+			t.Fatalf("no settled delivery of webhook %s within 30 s: %+v", id, last)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return out
 }
 
 // p62Key is key as a Bearer Authorization header.
