@@ -607,7 +607,7 @@ func (w *reloadWatch) read() {
 			return
 		}
 		w.cursor += int64(k)
-		w.seen = append(w.seen, buf[:k]...)
+		w.seen = append(w.seen, buf[max(0, k-64):k]...) // only the last 64 bytes are kept
 		w.seen = append(w.seen[:0:0], w.seen[max(0, len(w.seen)-64):]...)
 		b := append(w.partial, buf[:k]...)
 		for {
