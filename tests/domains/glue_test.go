@@ -35,9 +35,8 @@ func (r *rig) waitChange(id, opID string) api.Domain {
 // object with its glue at the registry (202, then applied, listed in
 // hosts); then glue.test itself (in-bailiwick) and other.test (a name
 // server inside another domain at the same registry) are delegated to it at
-// the registry; a delete while they do is refused by the registry (the
-// change fails with its reason, the host stays); after the delegations go,
-// the delete removes it. Before, the in-bailiwick PATCH was always a 400
+// the registry; a delete while they do is a 409 naming them, nothing
+// recorded or sent; after the delegations go, the delete removes it. Before, the in-bailiwick PATCH was always a 400
 // and no call made a host with addresses.
 func TestChildNameServers(t *testing.T) {
 	r := newRigFlags(t, []string{"--registrar-epp-host-objects"})
@@ -117,14 +116,17 @@ func TestChildNameServers(t *testing.T) {
 		}
 	}
 
+	// A delete while the account's domains delegate to the host: 409
+	// naming them, nothing recorded or sent (the registry would refuse it,
+	// 2305, in the job).
+	before = r.reg.Stats().Applied
 	rep = r.call(-1, "DELETE", hosts+"ns1.glue.test", "", nil)
-	if rep.Status != 202 {
-		t.Fatalf("DELETE host: %s", rep)
+	if e := rep.DecodeError(t); rep.Status != 409 || e.Code != "host_in_use" || !strings.Contains(e.Message, "glue.test, other.test") {
+		t.Fatalf("DELETE of a delegated host: %s", rep)
 	}
-	rep.Decode(t, &d)
-	d = r.waitChange(glue.ID, d.Change.ID)
-	if d.Change.Status != api.ChangeFailed || !strings.Contains(d.Change.Reason, "2305") || len(d.Hosts) != 1 {
-		t.Fatalf("delete of a delegated host: %+v, hosts %+v", d.Change, d.Hosts)
+	r.call(-1, "GET", "/v1/domains/"+glue.ID, "", nil).Decode(t, &d)
+	if d.Change.Host != nil || len(d.Hosts) != 1 || r.reg.Stats().Applied != before {
+		t.Fatalf("a refused delete changed the domain or reached the registry: %+v, hosts %+v", d.Change, d.Hosts)
 	}
 	for _, dom := range []api.Domain{glue, other} {
 		rep := r.call(-1, "PATCH", "/v1/domains/"+dom.ID, `{"nameservers":["ns1.example.net","ns2.example.net"]}`, nil)
@@ -140,5 +142,28 @@ func TestChildNameServers(t *testing.T) {
 	}
 	if txs := r.reg.Transactions("host:delete", "ns1.glue.test"); !slices.ContainsFunc(txs, func(tx eppd.AdminTransaction) bool { return tx.Code == 1000 }) {
 		t.Fatalf("the registry did not delete the host: %+v", txs)
+	}
+}
+
+// TestChildNameServersNeedHostObjects: with the default delegation (host
+// attributes, no --registrar-epp-host-objects) a host change cannot be
+// made at the registry: PUT and DELETE are a 409 host_objects_not_offered
+// saying so, nothing recorded or sent. Before, the change was recorded
+// (202) and failed in the leader's job.
+func TestChildNameServersNeedHostObjects(t *testing.T) {
+	r := newRig(t)
+	r.credit(yearly)
+	glue := r.registered("glue.test")
+	before := r.reg.Stats().Applied
+	for _, c := range []struct{ method, body string }{{"PUT", `{"addresses":["8.8.8.8"]}`}, {"DELETE", ""}} {
+		rep := r.call(-1, c.method, "/v1/domains/"+glue.ID+"/hosts/ns1.glue.test", c.body, nil)
+		if e := rep.DecodeError(t); rep.Status != 409 || e.Code != "host_objects_not_offered" || !strings.Contains(e.Message, "--registrar-epp-host-objects") {
+			t.Fatalf("%s without host objects: %s", c.method, rep)
+		}
+	}
+	var d api.Domain
+	r.call(-1, "GET", "/v1/domains/"+glue.ID, "", nil).Decode(t, &d)
+	if d.Change != nil || d.Hosts != nil || r.reg.Stats().Applied != before {
+		t.Fatalf("a refused host change was recorded or sent: %+v, hosts %+v", d.Change, d.Hosts)
 	}
 }

@@ -3,12 +3,15 @@ package httpapi
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
@@ -105,6 +108,9 @@ func (a *API) putDomainHost(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.hostObjectsOffered(); err != nil {
+		return 0, nil, err
+	}
 	same := slices.ContainsFunc(cur.Hosts, func(h api.DomainHost) bool { return h.Name == name && slices.Equal(h.Addresses, req.Addresses) })
 	return a.proposeHost(rq, cur.ID, fsm.DomainHost{Name: name, Addresses: req.Addresses}, same)
 }
@@ -118,10 +124,58 @@ func (a *API) deleteDomainHost(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.hostObjectsOffered(); err != nil {
+		return 0, nil, err
+	}
 	if !slices.ContainsFunc(cur.Hosts, func(h api.DomainHost) bool { return h.Name == name }) {
 		return 0, nil, notFound("host")
 	}
+	if err := a.hostNotInUse(rq, name); err != nil {
+		return 0, nil, err
+	}
 	return a.proposeHost(rq, cur.ID, fsm.DomainHost{Name: name, Delete: true}, false)
+}
+
+// hostObjectsOffered refuses a host change up front (409
+// host_objects_not_offered, nothing recorded) when the registrar cannot
+// make host objects: one that delegates with host attributes would refuse
+// the operation in the leader's job, after the change was recorded.
+func (a *API) hostObjectsOffered() error {
+	deps, err := a.domainDeps()
+	if err != nil {
+		return err
+	}
+	if !deps.Registrar.HostObjects() {
+		return errf(http.StatusConflict, "host_objects_not_offered", "this provider's registrar delegates with host attributes: a child name server needs RFC 5732 host objects at the registry, which it does not use (the coordinators' --registrar-epp-host-objects); nothing was changed")
+	}
+	return nil
+}
+
+// hostNotInUse refuses the deletion of a child name server that one of
+// the caller's domains delegates to, or asks to (a pending change): 409
+// host_in_use naming them, nothing recorded (the registry would refuse
+// host:delete with 2305 in the job). Another account's delegation to it is
+// not shown here: the registry still refuses that one.
+func (a *API) hostNotInUse(rq *request, name string) error {
+	var doms []store.RegDomain
+	if err := a.state.Read(func(r store.ReadTx) (err error) {
+		doms, _, err = r.RegDomains(rq.caller.accountID, 0, math.MaxInt32)
+		return err
+	}); err != nil {
+		return err
+	}
+	var by []string
+	for _, d := range doms {
+		pending := d.Change != nil && d.Change.Status == api.ChangePending && slices.Contains(d.Change.Nameservers, name)
+		if d.Status != api.DomainFailed && (slices.Contains(d.Nameservers, name) || pending) {
+			by = append(by, d.Name)
+		}
+	}
+	if len(by) == 0 {
+		return nil
+	}
+	slices.Sort(by)
+	return errf(http.StatusConflict, "host_in_use", "%s is a name server of %s: change their name servers (PATCH /v1/domains/{id}) first; nothing was changed", name, strings.Join(by, ", "))
 }
 
 // proposeHost records the host operation; the leader's driver asks the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/registrar"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -130,5 +131,106 @@ func TestPublicGlueAddress(t *testing.T) {
 		if publicGlueAddress(netip.MustParseAddr(bad)) {
 			t.Errorf("%s admitted", bad)
 		}
+	}
+}
+
+// attrRegistrar is a registrar that delegates with host attributes: it
+// cannot make host objects.
+type attrRegistrar struct{ registrar.Registrar }
+
+func (attrRegistrar) HostObjects() bool { return false }
+
+// waitHosts polls the domain until its hosts read want.
+func (s *srvAPI) waitHosts(key, id, want string) map[string]any {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := s.call(key, "GET", "/v1/domains/"+id, "")
+		if fmt.Sprint(r.m["hosts"]) == want && r.m["change"].(map[string]any)["status"] != api.ChangePending {
+			return r.m
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("hosts not %s: %s", want, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDomainHostRefusedUpFront: what the registry or the registrar would
+// refuse in the leader's job is refused at the API, nothing recorded: a
+// host change when the registrar cannot make host objects (409
+// host_objects_not_offered), and the deletion of a host that the caller's
+// domains still delegate to (409 host_in_use naming them all). Another
+// account's call is a 404 either way; the deletion goes through once the
+// delegations moved away.
+func TestDomainHostRefusedUpFront(t *testing.T) {
+	s, reg := domainAPI(t)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	_, other := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 5000})
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainHosts})
+	var ids []string
+	for _, n := range []string{"ada.test", "bob.test", "cy.test"} {
+		r := s.call(key, "POST", "/v1/domains", `{"name":"`+n+`","nameservers":["ns1.other.test","ns2.other.test"],`+testContact+`}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("register %s: %d %s", n, r.status, r.body)
+		}
+		ids = append(ids, r.m["id"].(string))
+	}
+	path := "/v1/domains/" + ids[0] + "/hosts/ns1.ada.test"
+	deps := *s.a.domainReg.Load()
+	attr := deps
+	attr.Registrar = attrRegistrar{reg}
+	s.a.SetDomainDeps(&attr)
+	applied := reg.Applied()
+	for m, body := range map[string]string{"PUT": `{"addresses":["8.8.8.8"]}`, "DELETE": ""} {
+		if r := s.call(other, m, path, body); r.status != 404 {
+			t.Fatalf("%s on another account's domain: %d %s", m, r.status, r.body)
+		}
+		r := s.call(key, m, path, body)
+		if r.status != http.StatusConflict || r.code() != "host_objects_not_offered" || !strings.Contains(r.msg(), "host objects") {
+			t.Fatalf("%s without host objects: %d %s", m, r.status, r.body)
+		}
+	}
+	if r := s.call(key, "GET", "/v1/domains/"+ids[0], ""); r.m["change"] != nil || r.m["hosts"] != nil || reg.Applied() != applied {
+		t.Fatalf("a refused host change was recorded: %s", r.body)
+	}
+	s.a.SetDomainDeps(&deps)
+	if r := s.call(key, "PUT", path, `{"addresses":["8.8.8.8"]}`); r.status != http.StatusAccepted {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	s.waitHosts(key, ids[0], "[map[addresses:[8.8.8.8] name:ns1.ada.test]]")
+	for _, id := range ids[:2] {
+		if r := s.call(key, "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.ada.test","ns2.other.test"]}`); r.status != http.StatusOK {
+			t.Fatalf("PATCH %s to the host: %d %s", id, r.status, r.body)
+		}
+	}
+	before := s.call(key, "GET", "/v1/domains/"+ids[0], "").body
+	applied = reg.Applied()
+	if r := s.call(other, "DELETE", path, ""); r.status != 404 {
+		t.Fatalf("another account's DELETE: %d %s", r.status, r.body)
+	}
+	r := s.call(key, "DELETE", path, "")
+	if r.status != http.StatusConflict || r.code() != "host_in_use" || !strings.Contains(r.msg(), "ada.test, bob.test:") || strings.Contains(r.msg(), "cy.test") {
+		t.Fatalf("DELETE of a host in use: %d %s", r.status, r.body)
+	}
+	if after := s.call(key, "GET", "/v1/domains/"+ids[0], "").body; string(after) != string(before) || reg.Applied() != applied {
+		t.Fatalf("a refused host deletion changed the domain or reached the registry:\n%s\n%s", before, after)
+	}
+	// One domain moved away: the other is still named.
+	if r := s.call(key, "PATCH", "/v1/domains/"+ids[0], `{"nameservers":["ns1.other.test","ns2.other.test"]}`); r.status != http.StatusOK {
+		t.Fatalf("PATCH away: %d %s", r.status, r.body)
+	}
+	if r := s.call(key, "DELETE", path, ""); r.status != http.StatusConflict || !strings.Contains(r.msg(), "of bob.test:") {
+		t.Fatalf("DELETE of a host bob.test uses: %d %s", r.status, r.body)
+	}
+	if r := s.call(key, "PATCH", "/v1/domains/"+ids[1], `{"nameservers":["ns1.other.test","ns2.other.test"]}`); r.status != http.StatusOK {
+		t.Fatalf("PATCH away: %d %s", r.status, r.body)
+	}
+	if r := s.call(key, "DELETE", path, ""); r.status != http.StatusAccepted {
+		t.Fatalf("DELETE of a host no longer used: %d %s", r.status, r.body)
+	}
+	if m := s.waitHosts(key, ids[0], "<nil>"); m["change"].(map[string]any)["status"] != api.ChangeApplied {
+		t.Fatalf("deletion not applied: %v", m)
 	}
 }

@@ -332,6 +332,9 @@ func (m *Memory) DeleteHost(ctx context.Context, req DeleteRequest) (Tx, error) 
 	})
 }
 
+// HostObjects implements Registrar: the memory registry keeps hosts.
+func (m *Memory) HostObjects() bool { return true }
+
 // HostInfo implements Registrar.
 func (m *Memory) HostInfo(ctx context.Context, name string) (Host, error) {
 	name = strings.ToLower(name)

@@ -129,6 +129,12 @@ type Registrar interface {
 	// HostInfo returns a host object (host:info). Read-only.
 	HostInfo(ctx context.Context, name string) (Host, error)
 
+	// HostObjects reports whether SetHost, DeleteHost and HostInfo can
+	// work: the registrar manages RFC 5732 host objects. One that delegates
+	// with host attributes refuses them (checked before sending), so the
+	// API refuses a child name server up front instead of recording it.
+	HostObjects() bool
+
 	// Poll returns the oldest message in the account's queue (transfer
 	// requested/approved, expiry, deletion…) without removing it, or nil when
 	// the queue is empty (EPP poll op="req").

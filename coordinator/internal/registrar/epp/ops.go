@@ -545,6 +545,9 @@ func (c *Client) noHostObjects(op, name string) error {
 	return local(op, name, eppxml.CodePolicy, "this registrar delegates with host attributes: host objects need the registry's host mapping (registrar-epp-host-objects)")
 }
 
+// HostObjects implements registrar.Registrar (Config.HostObjects).
+func (c *Client) HostObjects() bool { return c.cfg.HostObjects }
+
 // HostInfo implements registrar.Registrar.
 func (c *Client) HostInfo(ctx context.Context, name string) (registrar.Host, error) {
 	name = normName(name)
