@@ -35,11 +35,17 @@ var ErrNoLeader = errors.New("ratelimit: no leader to lease from")
 // it by at most what the other coordinators served for the key since that
 // grant (at most Refresh plus a round trip ago while the key is in use).
 //
-// Without a leader (leader returns "", or a Fetch failed less than Backoff
-// ago) the follower counts stale reads on a window of its own at Share of the
-// limit over the voters, so n coordinators each cut off from a leader serve
-// at most about the limit in all; a follower cut off from a leader that still
-// serves serves up to its share on top of the leader's limit.
+// Without a leader (leader returns "", or a Fetch from the current leader
+// failed less than Backoff ago) the follower counts stale reads on a window
+// of its own at Share of the limit over the voters, so n coordinators each
+// cut off from a leader serve at most about the limit in all; a follower cut
+// off from a leader that still serves serves up to its share on top of the
+// leader's limit.
+//
+// A leader change ends what the old leader holds up: a read waiting for a
+// lease from it (one that stopped answering: paused, hung, cut off) asks the
+// new leader as soon as leader names it (looked at every Poll), and a Fetch
+// from it that fails after the change sends no read to the local share.
 type Leases struct {
 	now    func() time.Time
 	fetch  Fetch
@@ -52,13 +58,17 @@ type Leases struct {
 
 	// Refresh is the age past which a lease in use is renewed; Backoff how
 	// long a failed Fetch sends reads to the local share; Timeout bounds a
-	// Fetch.
-	Refresh, Backoff, Timeout time.Duration
+	// Fetch; Poll is how often a read waiting for a lease looks whether the
+	// leader changed.
+	Refresh, Backoff, Timeout, Poll time.Duration
 
 	mu        sync.Mutex
 	m         map[string]*lease
 	downUntil time.Time
-	gc        time.Time
+	// downLeader is the leader a Fetch from failed (downUntil holds for it
+	// alone).
+	downLeader string
+	gc         time.Time
 }
 
 type lease struct {
@@ -81,7 +91,7 @@ func NewLeases(now func() time.Time, fetch Fetch, leader func() string, voters f
 		now = time.Now
 	}
 	return &Leases{now: now, fetch: fetch, leader: leader, voters: voters, local: New(now),
-		Refresh: time.Second, Backoff: 5 * time.Second, Timeout: 2 * time.Second, m: map[string]*lease{}}
+		Refresh: time.Second, Backoff: 5 * time.Second, Timeout: 2 * time.Second, Poll: 20 * time.Millisecond, m: map[string]*lease{}}
 }
 
 // Allow counts one stale read of key against limit per Window.
@@ -90,7 +100,7 @@ func (ls *Leases) Allow(ctx context.Context, key string, limit int) Decision {
 		ldr := ls.leader()
 		now := ls.now()
 		ls.mu.Lock()
-		if ldr == "" || now.Before(ls.downUntil) {
+		if ls.downLocked(ldr, now) {
 			ls.mu.Unlock()
 			return ls.local.Allow(key, Share(limit, ls.voters()))
 		}
@@ -121,12 +131,35 @@ func (ls *Leases) Allow(ctx context.Context, key string, limit int) Decision {
 		done := st.inflight
 		ls.mu.Unlock()
 		ls.Waits.Add(1)
-		select {
-		case <-done:
-		case <-ctx.Done():
+		if !ls.await(ctx, done, ldr) {
 			return Decision{Limit: limit, Reset: now.Add(Window)}
 		}
 	}
+}
+
+// await waits until done is closed or leader no longer names ldr (true), or
+// ctx ends (false).
+func (ls *Leases) await(ctx context.Context, done <-chan struct{}, ldr string) bool {
+	tick := time.NewTicker(ls.Poll)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return true
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+			if ls.leader() != ldr {
+				return true
+			}
+		}
+	}
+}
+
+// downLocked reports whether reads go to the local share: no leader, or a
+// Fetch from this one failed less than Backoff ago. ls.mu is held.
+func (ls *Leases) downLocked(ldr string, now time.Time) bool {
+	return ldr == "" || ldr == ls.downLeader && now.Before(ls.downUntil)
 }
 
 // Peek is what this follower knows of key's budget now (limit per Window),
@@ -141,7 +174,7 @@ func (ls *Leases) Peek(key string, limit int) Decision {
 	now := ls.now()
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if ldr == "" || now.Before(ls.downUntil) {
+	if ls.downLocked(ldr, now) {
 		share := Share(limit, ls.voters())
 		g := ls.local.Take(key, share, 0)
 		return Decision{Allowed: g.Remaining > 0, Limit: share, Remaining: g.Remaining, Reset: g.Reset}
@@ -169,9 +202,14 @@ func (ls *Leases) stateLocked(key, ldr string, now time.Time) *lease {
 		st = &lease{leader: ldr}
 		ls.m[key] = st
 	}
-	if st.leader != ldr || (st.known && !now.Before(st.expires)) {
-		// What was leased from another leader, or for a window that has
-		// ended, is lost (an answer still under way is for the old one too).
+	if st.leader != ldr {
+		// What was leased from another leader is lost, and a lease asked of
+		// it and still under way no longer holds up a read: its answer is
+		// dropped when it comes.
+		*st = lease{leader: ldr}
+	} else if st.known && !now.Before(st.expires) {
+		// Likewise for a window that has ended (an answer still under way
+		// is for the old one too).
 		*st = lease{leader: ldr, inflight: st.inflight}
 	}
 	return st
@@ -195,7 +233,8 @@ func (ls *Leases) startLocked(key string, st *lease, limit, want int) {
 			st.inflight = nil
 		}
 		if err != nil {
-			ls.downUntil = ls.now().Add(ls.Backoff)
+			// Only this leader's: a read under a new one asks it at once.
+			ls.downUntil, ls.downLeader = ls.now().Add(ls.Backoff), ldr
 			return
 		}
 		if ls.m[key] != st || st.leader != ldr || g.Granted < 0 || g.Granted > want || g.Remaining < 0 || g.TTL < 0 || g.TTL > Window {

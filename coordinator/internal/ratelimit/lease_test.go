@@ -320,3 +320,47 @@ func TestPeekCountsNothing(t *testing.T) {
 		t.Fatalf("follower without a leader after one stale read: %+v, want 39 of 40", d)
 	}
 }
+
+// TestLeasesFollowANewLeaderAtOnce: a read waiting for a lease from a leader
+// that stopped answering (paused: its Fetch hangs until Timeout) is leased
+// by the new leader as soon as the follower knows it, not after Timeout, and
+// the old leader's Fetch failing afterwards sends no read to the local share
+// (the key's whole limit, leased from the new leader, not a third of it).
+func TestLeasesFollowANewLeaderAtOnce(t *testing.T) {
+	cl := newCluster()
+	var asked sync.Map // leader -> true once asked
+	f := NewLeases(cl.c.now, func(ctx context.Context, key string, limit, want int) (Grant, error) {
+		ldr := cl.ldr.Load().(string)
+		asked.Store(ldr, true)
+		if ldr == "n1" {
+			<-ctx.Done() // paused: no answer until the Fetch times out
+			return Grant{}, ctx.Err()
+		}
+		return cl.leader.Lease(key, limit, want, 3), nil
+	}, func() string { return cl.ldr.Load().(string) }, func() int { return 3 })
+	f.Timeout = 2 * time.Second
+	go func() {
+		for {
+			if _, ok := asked.Load("n1"); ok {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond)
+		cl.ldr.Store("n2") // the followers elected n2
+	}()
+	start := time.Now()
+	d := f.Allow(context.Background(), "k", 120)
+	took := time.Since(start)
+	if !d.Allowed || d.Limit != 120 || d.Remaining != 119 {
+		t.Fatalf("the read under the new leader: %+v, want a token leased from it (limit 120, 119 left)", d)
+	}
+	if took > time.Second {
+		t.Fatalf("the read waited %s for the paused leader's lease; want it leased by the new leader at once (Timeout %s)", took, f.Timeout)
+	}
+	// The paused leader's Fetch fails now: reads still lease from n2.
+	time.Sleep(f.Timeout - took + 100*time.Millisecond)
+	if d := f.Allow(context.Background(), "k2", 120); !d.Allowed || d.Limit != 120 || d.Remaining != 119 {
+		t.Fatalf("a read after the old leader's lease failed: %+v, want a token leased from n2 (limit 120), not the local share", d)
+	}
+}
