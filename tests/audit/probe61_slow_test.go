@@ -57,16 +57,10 @@ import (
 //     were (summed: an election may swap the leader's goroutines).
 func TestProbe61SlowReadersOfALargeList(t *testing.T) {
 	const (
-		headerBound = 2 * time.Second
-		bodyBound   = 2 * time.Second
-		writeBound  = 3 * time.Second
-		bound       = headerBound + bodyBound + writeBound
-		slack       = 3 * time.Second // a loaded machine's scheduling, and the 100 ms polls
-		waves       = 3
-		perNode     = 30
+		waves   = 3
+		perNode = 30
 	)
-	r := lightRig(t, "probe61slow", "--http-header-timeout", "2s", "--http-body-timeout", "2s",
-		"--http-write-timeout", "3s", "--http-idle-timeout", "3s")
+	r := p61SlowRig(t, "probe61slow")
 	ld, f := r.leaderAndFollower()
 
 	// A's large answer: a ticket's thread with 16 replies of 20,000
@@ -76,25 +70,17 @@ func TestProbe61SlowReadersOfALargeList(t *testing.T) {
 	// account holds at most 20 webhooks, and 200 tickets' one-line subjects
 	// make about 90 KiB.)
 	tk := r.ticket(0, r.keyA, "probe61 slow readers")
-	var made atomic.Int64
-	if err := framework.Parallel(16, 3, func(n int) error {
+	p61Made(t, 16, 3, func(n int) error {
 		rep := r.write(0, r.keyA, "POST", "/v1/tickets/"+tk.ID+"/reply",
 			api.TicketReplyRequest{Body: fmt.Sprintf("probe61 reply %02d ", n) + strings.Repeat("r", 20000-len("probe61 reply 00 "))})
 		if rep.Status != 200 && rep.Status != 201 {
 			return fmt.Errorf("reply %d: %s", n, rep)
 		}
-		made.Add(1)
 		return nil
-	}); err != nil {
-		t.Fatalf("%v (%d made)", err, made.Load())
-	}
+	})
 	r.ticket(0, r.keyB, "probe61 B")
 	page := "/v1/tickets/" + tk.ID
-	rep := r.call(f, r.keyA, "GET", page, nil, nil)
-	if rep.Status != 200 || len(rep.Body) < 256<<10 {
-		t.Fatalf("A's ticket thread: %d, %d bytes; want a 200 over 256 KiB", rep.Status, len(rep.Body))
-	}
-	t.Logf("GET %s: %d bytes", page, len(rep.Body))
+	p61Page(t, r, f, page, 256, "ticket thread")
 
 	nodes := []int{ld, f}
 	b := newP61Normal(t, r, nodes)
@@ -113,7 +99,7 @@ func TestProbe61SlowReadersOfALargeList(t *testing.T) {
 	// runs more goroutines than a follower, and an election may swap them.
 	beforeFDs, beforeG := p61Open(t, r, nodes)
 
-	sl := newP61Slow(t, r, nodes, page, r.keyA, bound, slack)
+	sl := newP61Slow(t, r, nodes, page, r.keyA, p61Bound, p61Slack)
 	defer sl.stop()
 	// Waves of the slow clients; B measures while each wave is held, from
 	// a second after it was sent (the coordinators rendering 60 answers of
@@ -177,6 +163,52 @@ func TestProbe61SlowReadersOfALargeList(t *testing.T) {
 	// The clients are gone (each closed its connection): the coordinators'
 	// descriptors and goroutines come back.
 	p61BackNear(t, r, nodes, beforeFDs, beforeG, during)
+}
+
+// The slow-reader tests' bounds (p61SlowRig): README's "Slow and hostile
+// clients" timeouts, as set on their rigs.
+const (
+	p61HeaderBound = 2 * time.Second
+	p61BodyBound   = 2 * time.Second
+	p61WriteBound  = 3 * time.Second
+	p61Bound       = p61HeaderBound + p61BodyBound + p61WriteBound // a request's send to its cut
+	p61Slack       = 3 * time.Second                               // a loaded machine's scheduling, and the 100 ms polls
+)
+
+// p61SlowRig is lightRig (prefix) with the slow-reader tests' timeouts:
+// --http-header-timeout 2s, --http-body-timeout 2s, --http-write-timeout 3s
+// (p61HeaderBound, p61BodyBound, p61WriteBound) and --http-idle-timeout 3s,
+// and extra after them.
+func p61SlowRig(t *testing.T, prefix string, extra ...string) *rig {
+	return lightRig(t, prefix, append([]string{"--http-header-timeout", p61HeaderBound.String(), "--http-body-timeout", p61BodyBound.String(),
+		"--http-write-timeout", p61WriteBound.String(), "--http-idle-timeout", "3s"}, extra...)...)
+}
+
+// p61Made runs mk for 0 to n-1, conc at once (framework.Parallel), and
+// fails t at the first error, saying how many were made.
+func p61Made(t *testing.T, n, conc int, mk func(n int) error) {
+	t.Helper()
+	var made atomic.Int64
+	if err := framework.Parallel(n, conc, func(n int) error {
+		if err := mk(n); err != nil {
+			return err
+		}
+		made.Add(1)
+		return nil
+	}); err != nil {
+		t.Fatalf("%v (%d made)", err, made.Load())
+	}
+}
+
+// p61Page checks that A's GET page at coordinator f (A's what) answers a
+// 200 of over minKiB KiB, and logs its size.
+func p61Page(t *testing.T, r *rig, f int, page string, minKiB int, what string) {
+	t.Helper()
+	rep := r.call(f, r.keyA, "GET", page, nil, nil)
+	if rep.Status != 200 || len(rep.Body) < minKiB<<10 {
+		t.Fatalf("A's %s: %d, %d bytes; want a 200 over %d KiB", what, rep.Status, len(rep.Body), minKiB)
+	}
+	t.Logf("GET %s: %d bytes", page, len(rep.Body))
 }
 
 // p61Open is the open file descriptors (/proc/PID/fd) and goroutines

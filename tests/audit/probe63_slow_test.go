@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestProbe63SlowReadersOfALargeListing: README's "Slow and hostile
@@ -41,38 +39,23 @@ import (
 //     are back near the baseline (summed: an election may swap the leader's).
 func TestProbe63SlowReadersOfALargeListing(t *testing.T) {
 	const (
-		headerBound = 2 * time.Second
-		bodyBound   = 2 * time.Second
-		writeBound  = 3 * time.Second
-		bound       = headerBound + bodyBound + writeBound
-		slack       = 3 * time.Second // a loaded machine's scheduling, and the 100 ms polls
-		perNode     = 100
-		tickets     = 200
+		perNode = 100
+		tickets = 200
 	)
-	r := lightRig(t, "p63slow", "--http-header-timeout", "2s", "--http-body-timeout", "2s",
-		"--http-write-timeout", "3s", "--http-idle-timeout", "3s", "--rate-limit", "100000", "--ip-rate-limit", "1000000")
+	r := p61SlowRig(t, "p63slow", "--rate-limit", "100000", "--ip-rate-limit", "1000000")
 	ld, f := r.leaderAndFollower()
 
 	// A's listing: 200 tickets, each subject 200 four-byte characters.
 	subject := func(n int) string { return fmt.Sprintf("p63 %03d ", n) + strings.Repeat("𝄞", 200-len("p63 000 ")) }
-	var made atomic.Int64
-	if err := framework.Parallel(tickets, 16, func(n int) error {
-		rep := r.write(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject(n), Message: "p63"})
-		if rep.Status != 201 {
+	p61Made(t, tickets, 16, func(n int) error {
+		if rep := r.write(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject(n), Message: "p63"}); rep.Status != 201 {
 			return fmt.Errorf("ticket %d: %s", n, rep)
 		}
-		made.Add(1)
 		return nil
-	}); err != nil {
-		t.Fatalf("%v (%d made)", err, made.Load())
-	}
+	})
 	r.ticket(0, r.keyB, "p63 B")
 	page := "/v1/tickets?limit=200"
-	rep := r.call(f, r.keyA, "GET", page, nil, nil)
-	if rep.Status != 200 || len(rep.Body) < 160<<10 {
-		t.Fatalf("A's ticket list: %d, %d bytes; want a 200 over 160 KiB", rep.Status, len(rep.Body))
-	}
-	t.Logf("GET %s: %d bytes", page, len(rep.Body))
+	p61Page(t, r, f, page, 160, "ticket list")
 
 	nodes := []int{ld, f}
 	b := newP61Normal(t, r, nodes)
@@ -92,7 +75,7 @@ func TestProbe63SlowReadersOfALargeListing(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	beforeFDs, beforeG := p61Open(t, r, nodes)
 
-	sl := newP61Slow(t, r, nodes, page, r.keyA, bound, slack)
+	sl := newP61Slow(t, r, nodes, page, r.keyA, p61Bound, p61Slack)
 	defer sl.stop()
 	done := sl.wave(perNode)
 	time.Sleep(time.Second)
