@@ -43,6 +43,7 @@ func main() {
 	root.Flags().IntVar(&o.Rounds, "rounds", 0, "measure the two hostplane write phases in this many rounds of leader, spread, spread, leader (each --duration / (2 × rounds) long), so both meet the same store sizes and moments; 0: the leader phase, then the spread phase")
 	root.Flags().DurationVar(&o.Warmup, "warmup", 3*time.Second, "unmeasured writes spread over all nodes before hostplane's first write phase (0: none)")
 	root.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "with --rounds, print each round's phases too")
+	root.Flags().DurationVar(&o.TimerSlack, "timer-slack", 0, "start the hostplane coordinators with this timer slack (prctl PR_SET_TIMERSLACK), as the shipped unit's TimerSlackNSec=1ms does (try 1ms); 0: the kernel's default (50µs), as a process started by hand; the clients keep the default")
 	root.Flags().StringVar(&o.SideBySide, "side-by-side", "", "directory of another hostplane-coordinator build: load a cluster of each at once and compare their writes (no etcd)")
 	root.Flags().StringVar(&profileDir, "profile", "", "save CPU profiles of each coordinator and of the clients over each measured phase in this directory (<phase>[-<part>]-node<i>.pprof, -client.pprof; node i serves pprof on BENCH_PPROF_BASE_PORT+i+1, a free base unless set; scripts/forward-profile.py accounts a forwarded write's extra CPU from the write phases' profiles); off by default")
 	var addr, file string

@@ -64,6 +64,12 @@ type Options struct {
 	// hostplane-coordinator build: RunSideBySide loads a cluster of each at
 	// once (see there).
 	SideBySide string
+	// TimerSlack, when above 0, is the timer slack (prctl PR_SET_TIMERSLACK)
+	// the hostplane coordinators start with, as the shipped unit's
+	// TimerSlackNSec=1ms gives them; 0 leaves the kernel's default (50 µs),
+	// as a process started by hand has it. The benchmark's own clients
+	// keep the default either way.
+	TimerSlack time.Duration
 }
 
 // Result is one measured phase.
@@ -504,6 +510,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("hostplane cluster: %w", err)
 	}
 	defer hp.c.Close()
+	fmt.Fprintf(o.Out, "hostplane coordinators' timer slack: %s\n", timerSlackOf(hp.pids()))
 	hc := httpClient(o.Clients)
 	post := func(base string) func(int, int) error { return postTicket(hc, base, hp.key) }
 	const leaderName, spreadName = "hostplane POST /v1/tickets (to the leader)", "hostplane POST /v1/tickets (spread, followers forward)"
@@ -716,7 +723,7 @@ func RunSideBySide(ctx context.Context, o Options) error {
 		if err := os.MkdirAll(sub, 0o700); err != nil {
 			return err
 		}
-		hp, err := startHostplaneBin(ctx, sub, bin, string(rune('a'+i))+"hp")
+		hp, err := startHostplaneBin(ctx, sub, bin, string(rune('a'+i))+"hp", o.TimerSlack)
 		if err != nil {
 			return fmt.Errorf("cluster %c: %w", 'A'+i, err)
 		}
@@ -1030,13 +1037,20 @@ type hostplane struct {
 }
 
 func startHostplane(ctx context.Context, dir string, o Options) (*hostplane, error) {
-	return startHostplaneBin(ctx, dir, o.BinDir, "hp")
+	return startHostplaneBin(ctx, dir, o.BinDir, "hp", o.TimerSlack)
 }
 
-func startHostplaneBin(ctx context.Context, dir, binDir, prefix string) (*hostplane, error) {
+func startHostplaneBin(ctx context.Context, dir, binDir, prefix string, slack time.Duration) (*hostplane, error) {
 	bin := filepath.Join(binDir, "hostplane-coordinator")
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s missing: run make build: %w", bin, err)
+	}
+	if slack > 0 {
+		restore, err := withTimerSlack(slack)
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
 	}
 	c, err := framework.StartProcessCluster(framework.ProcessOptions{N: 3, Bin: bin, Dir: dir, NodePrefix: prefix,
 		Secret: "bench-cluster-secret-0123456789", RateLimit: 100000000, LogLevel: "warn",
