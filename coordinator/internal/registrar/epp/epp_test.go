@@ -515,7 +515,7 @@ func TestHostObjects(t *testing.T) {
 
 // TestHostGlue: with HostObjects, SetHost creates a name server under one of
 // the account's domains with its glue addresses (host:create), then changes
-// them (host:update add/rem), each applied once per clTRID (a repeat sends
+// them (host:update add/rem, an IPv6 removal too), each applied once per clTRID (a repeat sends
 // nothing); the host then delegates the domain itself (in-bailiwick) and
 // another domain of the registry, which were refused for want of glue
 // before; DeleteHost is refused while a domain delegates to it (2305) and
@@ -544,6 +544,14 @@ func TestHostGlue(t *testing.T) {
 	}
 	if h, err := c.HostInfo(ctx, "ns1.glue.test"); err != nil || !slices.Equal(h.Addrs, []string{"2001:db8::1", "192.0.2.2"}) {
 		t.Fatalf("after the change %+v, %v", h, err)
+	}
+	// An IPv6 address removed goes as ip="v6" (the registry refuses an
+	// address whose ip attribute says otherwise).
+	if _, err := c.SetHost(ctx, registrar.HostRequest{ClTRID: "hg-h3", Name: "ns1.glue.test", Addrs: []string{"192.0.2.2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := c.HostInfo(ctx, "ns1.glue.test"); err != nil || !slices.Equal(h.Addrs, []string{"192.0.2.2"}) {
+		t.Fatalf("after the IPv6 address's removal %+v, %v", h, err)
 	}
 	for _, d := range []string{"glue.test", "other.test"} {
 		if _, err := c.SetNameservers(ctx, registrar.NameserversRequest{ClTRID: "hg-ns-" + d, Name: d,

@@ -607,11 +607,17 @@ func (c *Client) SetHost(ctx context.Context, req registrar.HostRequest) (regist
 			u.Add.Addr = append(u.Add.Addr, a)
 		}
 	}
-	have, _ := hostAddrs("host:update", name, cur.Addrs)
-	for _, a := range have {
-		if !slices.ContainsFunc(want, func(w eppxml.HostAddr) bool { return w.Addr == a.Addr }) {
+	// cur.Addrs are canonical already (hostInfo parsed them): netip's text,
+	// in which only IPv6 has a colon.
+	for _, a := range cur.Addrs {
+		gone := !slices.ContainsFunc(want, func(w eppxml.HostAddr) bool { return w.Addr == a })
+		if gone && (u.Rem == nil || !slices.ContainsFunc(u.Rem.Addr, func(r eppxml.HostAddr) bool { return r.Addr == a })) {
+			v := "v4"
+			if strings.Contains(a, ":") {
+				v = "v6"
+			}
 			u.Rem = cmp.Or(u.Rem, &eppxml.HostAddRem{})
-			u.Rem.Addr = append(u.Rem.Addr, a)
+			u.Rem.Addr = append(u.Rem.Addr, eppxml.HostAddr{IP: v, Addr: a})
 		}
 	}
 	if u.Add == nil && u.Rem == nil {
