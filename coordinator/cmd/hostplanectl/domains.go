@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +34,13 @@ func newDomainCmd(g *globals) *cobra.Command {
 		if d.StatusReason != "" {
 			printf("reason:        %s\n", d.StatusReason)
 		}
+		if len(d.Hosts) > 0 {
+			hs := make([]string, len(d.Hosts))
+			for i, h := range d.Hosts {
+				hs[i] = h.Name + " (" + strings.Join(h.Addresses, ", ") + ")"
+			}
+			printf("hosts:         %s\n", strings.Join(hs, "; "))
+		}
 		if d.Change != nil {
 			printf("last change:   %s %s %s\n", d.Change.ID, d.Change.Status, d.Change.Reason)
 		}
@@ -39,8 +48,80 @@ func newDomainCmd(g *globals) *cobra.Command {
 			printf("in flight:     %s (cl_trid %s, since %s)\n", opLine(d.Op), d.Op.ClTRID, d.Op.StartedAt.Format(time.RFC3339))
 		}
 	})
-	cmd.AddCommand(list, show)
+	hosts := adminCmd(g, "hosts DOMAIN", "List a domain's child name servers (by domain id or name): glue addresses, which of the owner's domains name each as a name server, a host change pending",
+		cobra.ExactArgs(1), func(c *cobra.Command, args []string) ([]domainHostRow, error) {
+			return domainHosts(c.Context(), g, args[0])
+		},
+		func(rows []domainHostRow) {
+			table(os.Stdout, "HOST\tADDRESSES\tNAMESERVER_OF\tPENDING", rows, func(tw io.Writer, h domainHostRow) {
+				fprintf(tw, "%s\t%s\t%s\t%s\n", h.Name, dash(strings.Join(h.Addresses, ",")), dash(strings.Join(h.NameserverOf, ",")), dash(h.Pending))
+			})
+		})
+	cmd.AddCommand(list, show, hosts)
 	return cmd
+}
+
+// domainHostRow is one line of `hostplanectl domain hosts`: a child name
+// server, the owner's domains that name it as a name server, and its
+// pending change ("set A,B" or "delete"; a pending creation is a row of
+// its own with no addresses yet).
+type domainHostRow struct {
+	Name         string   `json:"name"`
+	Addresses    []string `json:"addresses"`
+	NameserverOf []string `json:"nameserver_of"`
+	Pending      string   `json:"pending,omitempty"`
+}
+
+// domainHosts reads the domain (an id, or a name among every account's
+// domains) and its owner's domains.
+func domainHosts(ctx context.Context, g *globals, arg string) ([]domainHostRow, error) {
+	adm := g.admin()
+	var d api.AdminDomain
+	if strings.HasPrefix(arg, "dom_") {
+		var err error
+		if d, err = adm.Domain(ctx, arg); err != nil {
+			return nil, err
+		}
+	} else {
+		all, err := adm.Domains(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimSuffix(strings.ToLower(arg), ".")
+		i := slices.IndexFunc(all, func(d api.AdminDomain) bool { return d.Name == name && d.Status != api.DomainFailed })
+		if i < 0 {
+			return nil, &api.Error{StatusCode: 404, Err: "Not Found", Code: "not_found", Message: "no registered domain is named " + name + " (give its dom_… id)"}
+		}
+		d = all[i]
+	}
+	owned, err := adm.Domains(ctx, d.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]domainHostRow, 0, len(d.Hosts)+1)
+	for _, h := range d.Hosts {
+		rows = append(rows, domainHostRow{Name: h.Name, Addresses: h.Addresses, NameserverOf: []string{}})
+	}
+	if ch := d.Change; ch != nil && ch.Host != nil && ch.Status == api.ChangePending {
+		i := slices.IndexFunc(rows, func(r domainHostRow) bool { return r.Name == ch.Host.Name })
+		if i < 0 {
+			rows = append(rows, domainHostRow{Name: ch.Host.Name, Addresses: []string{}, NameserverOf: []string{}})
+			i = len(rows) - 1
+		}
+		rows[i].Pending = "set " + strings.Join(ch.Host.Addresses, ",")
+		if ch.Host.Delete {
+			rows[i].Pending = "delete"
+		}
+	}
+	for i := range rows {
+		for _, o := range owned {
+			if o.Status != api.DomainFailed && slices.Contains(o.Nameservers, rows[i].Name) {
+				rows[i].NameserverOf = append(rows[i].NameserverOf, o.Name)
+			}
+		}
+		slices.Sort(rows[i].NameserverOf)
+	}
+	return rows, nil
 }
 
 func expiry(t *time.Time) string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -45,8 +46,8 @@ func TestDomainCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	adm := client.NewAdmin(g.socket)
-	acc, key := c.NewAccount("cli-domains@example.com", api.ScopeDomainsRead, api.ScopeOrdersWrite)
-	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 1000, Gateway: "test"}); err != nil {
+	acc, key := c.NewAccount("cli-domains@example.com", api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 2000, Gateway: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	d, err := c.Client(0, key).RegisterDomain(ctx, api.DomainOrderRequest{Name: "cli.test", Contact: api.DomainContact{
@@ -78,5 +79,56 @@ func TestDomainCLI(t *testing.T) {
 	}
 	if _, err := adm.Domains(ctx, "acc_other"); api.StatusOf(err) != 404 {
 		t.Fatalf("domains of an account that does not exist: %v", err)
+	}
+	domainHostsCLI(t, c, g, key, d)
+}
+
+// domainHostsCLI: `hostplanectl domain hosts DOMAIN` (by id or name) lists a
+// domain's child name servers with their glue and which of the owner's
+// domains name each as a name server, in text and JSON; `domain show` has a
+// hosts line; a domain that does not exist is a 404.
+func domainHostsCLI(t *testing.T, c *testcluster.Cluster, g *globals, key string, d api.Domain) {
+	ctx := context.Background()
+	cl := c.Client(0, key)
+	text := &globals{socket: g.socket}
+	if out, err := stdoutOf(t, func() error { return runCmd(newDomainCmd, text, "hosts", d.ID) }); err != nil || out != "HOST  ADDRESSES  NAMESERVER_OF  PENDING\n" {
+		t.Fatalf("hosts of a domain without any: %q %v", out, err)
+	}
+	if _, err := cl.SetDomainHost(ctx, d.ID, "ns1.cli.test", api.DomainHostRequest{Addresses: []string{"2606:4700::53", "8.8.8.8"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := cl.Domain(ctx, d.ID)
+		if err == nil && len(got.Hosts) == 1 && got.Change.Status == api.ChangeApplied {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the host was not applied: %+v %v", got, err)
+		}
+	}
+	d2, err := cl.RegisterDomain(ctx, api.DomainOrderRequest{Name: "cli2.test", Nameservers: []string{"ns1.cli.test", "ns2.example.net"}, Contact: api.DomainContact{
+		Name: "Ada", Street: []string{"1 Road"}, City: "Istanbul", CC: "TR", Email: "ada@example.com"}}, "")
+	if err != nil || d2.Status != api.DomainActive {
+		t.Fatalf("register cli2.test: %+v %v", d2, err)
+	}
+	want := "HOST          ADDRESSES              NAMESERVER_OF  PENDING\nns1.cli.test  8.8.8.8,2606:4700::53  cli2.test      -\n"
+	for _, arg := range []string{d.ID, "CLI.test."} {
+		if out, err := stdoutOf(t, func() error { return runCmd(newDomainCmd, text, "hosts", arg) }); err != nil || out != want {
+			t.Fatalf("hosts %s:\n%s%v, want\n%s", arg, out, err, want)
+		}
+	}
+	out, err := stdoutOf(t, func() error { return runCmd(newDomainCmd, g, "hosts", d.ID) })
+	var rows []domainHostRow
+	if err != nil || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 || rows[0].Name != "ns1.cli.test" ||
+		strings.Join(rows[0].Addresses, ",") != "8.8.8.8,2606:4700::53" || strings.Join(rows[0].NameserverOf, ",") != "cli2.test" || rows[0].Pending != "" {
+		t.Fatalf("hosts --json: %s %v", out, err)
+	}
+	if out, err := stdoutOf(t, func() error { return runCmd(newDomainCmd, text, "show", d.ID) }); err != nil || !strings.Contains(out, "hosts:         ns1.cli.test (8.8.8.8, 2606:4700::53)\n") {
+		t.Fatalf("show: %s %v", out, err)
+	}
+	for _, arg := range []string{"dom_missing", "nope.test"} {
+		if err := runCmd(newDomainCmd, g, "hosts", arg); api.StatusOf(err) != 404 {
+			t.Fatalf("hosts %s: %v", arg, err)
+		}
 	}
 }
