@@ -52,3 +52,11 @@ func timerSlackOf(pids []int) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// slackSaid is the run header's words for the servers' timer slack d.
+func slackSaid(d time.Duration) string {
+	if d <= 0 {
+		return "servers at the kernel's timer slack (50µs unless changed; --timer-slack)"
+	}
+	return "servers at timer slack " + d.String() + " (the shipped unit's is 1ms; --timer-slack 0: the kernel's)"
+}
