@@ -27,11 +27,13 @@
 //	nginx/http.d/*.conf     HOOK: files included inside the HTTP (:80) server block
 //	                        before the site logic (e.g. the ACME HTTP-01 location).
 //	nginx/pages/            fixed pages (suspended.html)
-//	nginx/logs              nginx's logs, root 0700 (every site's requests and PHP
-//	                        messages; a site's PHP runs commands as its account);
+//	nginx/logs              nginx's logs, root:<the workers' group> 0710 (every
+//	                        site's requests and PHP messages; a site's PHP runs
+//	                        commands as its account, which is not in that group);
 //	                        rotated by the packages' /etc/logrotate.d/hostplane-agent
-//	                        with copytruncate (the www-data workers cannot reopen
-//	                        a log in a root 0700 directory after a USR1)
+//	                        (create, then `hostplane-agent hosting reopen-logs`:
+//	                        USR1, ReopenLogs; the workers reopen their logs by
+//	                        name, which the group's search permission allows)
 //	nginx/tmp               nginx's temp paths; nginx/nginx.pid
 //	hosts/<host>            symlink → ../sites/<user>: the host name routes to the
 //	                        account. <host> is always a validated lower-case DNS

@@ -1,10 +1,13 @@
 package hosting_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
@@ -18,23 +21,19 @@ const shippedLogrotate = "../../../packaging/logrotate/hostplane-agent"
 // rotates a running nginx's logs (and PHP-FPM's error.log) with `logrotate
 // -f`: the old lines are in the rotated file, and what nginx writes next,
 // from its workers (access.log) and its master (error.log), lands in the
-// live file, not in the rotated one. A postrotate USR1 instead of
-// copytruncate fails here: the workers cannot reopen their logs in the root
-// 0700 logs directory and keep writing into access.log.1.
+// live file, not in the rotated one. The workers reopen their logs by name
+// on the postrotate's USR1: with the logs directory root 0700 (as up to
+// hosting63) they cannot, and keep writing into access.log.1.
 func TestShippedLogrotateRotatesNginxLogs(t *testing.T) {
 	hostenv.Need(t, "nginx", "logrotate")
-	conf, err := os.ReadFile(shippedLogrotate)
+	n, addr := startNginx(t)
+	logs := n.L.NginxLogs()
+	www, err := user.Lookup("www-data")
 	if err != nil {
 		t.Fatal(err)
 	}
-	const defaultRoot = "/var/lib/hostplane/hosting/"
-	if !strings.Contains(string(conf), defaultRoot+"nginx/logs/*.log") || !strings.Contains(string(conf), defaultRoot+"fpm/*/error.log") {
-		t.Fatalf("%s: want the nginx and PHP-FPM logs under %s:\n%s", shippedLogrotate, defaultRoot, conf)
-	}
-	n, addr := startNginx(t)
-	logs := filepath.Join(n.L.NginxDir(), "logs")
-	if st, err := os.Stat(logs); err != nil || st.Mode().Perm() != 0o700 {
-		t.Fatalf("nginx's logs directory: %v %v, want root 0700 (what the file is written for)", st, err)
+	if st, err := os.Stat(logs); err != nil || st.Mode().Perm() != 0o710 || fmt.Sprint(st.Sys().(*syscall.Stat_t).Gid) != www.Gid || st.Sys().(*syscall.Stat_t).Uid != 0 {
+		t.Fatalf("nginx's logs directory: %v %v, want root:www-data 0710 (the workers pass through, no account does)", st, err)
 	}
 	fpmLog := filepath.Join(n.L.Root, "fpm", "8.2", "error.log")
 	if err := os.MkdirAll(filepath.Dir(fpmLog), 0o700); err != nil {
@@ -55,12 +54,8 @@ func TestShippedLogrotateRotatesNginxLogs(t *testing.T) {
 		return func() bool { return strings.Contains(read(filepath.Join(logs, "access.log")), s) }
 	}
 	waitFor(t, "the request before the rotation in access.log", inAccessLog("/before-rotation"))
-	dir := t.TempDir()
-	c := filepath.Join(dir, "hostplane-agent")
-	if err := os.WriteFile(c, []byte(strings.ReplaceAll(string(conf), defaultRoot, n.L.Root+"/")), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command("logrotate", "-v", "-f", "-s", filepath.Join(dir, "state"), c).CombinedOutput()
+	c, state := shippedLogrotateFor(t, n.L.Root)
+	out, err := exec.Command("logrotate", "-v", "-f", "-s", state, c).CombinedOutput()
 	if err != nil {
 		t.Fatalf("logrotate -f: %v\n%s", err, out)
 	}

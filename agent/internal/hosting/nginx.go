@@ -248,7 +248,7 @@ func (n *Nginx) Started() bool {
 }
 
 func (n *Nginx) cmd(ctx context.Context, conf string, args ...string) *exec.Cmd {
-	a := append([]string{"-e", filepath.Join(n.L.NginxDir(), "logs", "error.log"), "-c", conf, "-p", n.L.NginxDir() + "/"}, args...)
+	a := append([]string{"-e", filepath.Join(n.L.NginxLogs(), "error.log"), "-c", conf, "-p", n.L.NginxDir() + "/"}, args...)
 	return exec.CommandContext(ctx, n.Bin, a...)
 }
 
@@ -339,13 +339,22 @@ func (n *Nginx) Ensure(ctx context.Context) error {
 		}
 	}
 	// The logs hold every site's request lines (query strings) and PHP
-	// messages, and a site's PHP runs commands as its account: root only
-	// (the master opens them; workers inherit the descriptors).
-	logs := filepath.Join(n.L.NginxDir(), "logs")
-	if err := os.MkdirAll(logs, 0o700); err != nil {
+	// messages, and a site's PHP runs commands as its account: root and
+	// the workers' group, which may only pass through (0710), so that the
+	// workers can reopen their logs by name on USR1 (ReopenLogs; the master
+	// hands the files to the worker user then). No account is in it.
+	gid, err := workerGroup(n.Params.User)
+	if err != nil {
 		return err
 	}
-	if err := os.Chmod(logs, 0o700); err != nil {
+	logs := n.L.NginxLogs()
+	if err := os.MkdirAll(logs, 0o710); err != nil {
+		return err
+	}
+	if err := os.Chown(logs, 0, gid); err != nil {
+		return err
+	}
+	if err := os.Chmod(logs, 0o710); err != nil {
 		return err
 	}
 	if err := WriteFileAtomic(filepath.Join(n.L.NginxDir(), "pages", "suspended.html"), []byte(suspendedPage), 0o644); err != nil {
@@ -480,7 +489,7 @@ func (n *Nginx) Reload(ctx context.Context) error {
 			}
 		}
 	}
-	w := newReloadWatch(filepath.Join(n.L.NginxDir(), "logs", "error.log"), master, workers(master))
+	w := newReloadWatch(filepath.Join(n.L.NginxLogs(), "error.log"), master, workers(master))
 	// nginx -s reload parses the configuration first and fails on an error,
 	// where a bare HUP would leave the old workers running silently.
 	if out, err := n.cmd(ctx, n.L.NginxConf(), "-s", "reload").CombinedOutput(); err != nil {
@@ -582,8 +591,9 @@ var (
 
 // read takes the lines appended to the log since the last read. A log
 // shorter than the cursor, or whose bytes before the cursor changed, was
-// truncated (logrotate's copytruncate) and maybe written again: it is read
-// again from its start.
+// truncated or replaced (logrotate's create and reopen-logs: the master's
+// lines until its reopen are in the rotated file) and maybe written again:
+// it is read again from its start.
 func (w *reloadWatch) read() {
 	f, err := os.Open(w.logf)
 	if err != nil {
