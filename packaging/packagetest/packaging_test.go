@@ -278,6 +278,13 @@ func TestRpmlintClean(t *testing.T) {
 			t.Errorf("hostplane-coordinator.rpm lacks %s", f)
 		}
 	}
+	afiles := mustRun(t, "rpm", "-qlp", rpms["hostplane-agent"])
+	for _, f := range []string{"/etc/logrotate.d/hostplane-agent", "/usr/lib/systemd/system/hostplane-agent-logrotate.timer",
+		"/usr/lib/systemd/system/hostplane-agent-logrotate.service"} {
+		if !strings.Contains(afiles, f+"\n") {
+			t.Errorf("hostplane-agent.rpm lacks %s", f)
+		}
+	}
 	conf := mustRun(t, "rpm", "-qcp", rpms["hostplane-coordinator"])
 	if strings.TrimSpace(conf) != "/etc/hostplane/coordinator.json" {
 		t.Errorf("rpm config files: %q", conf)
@@ -513,6 +520,7 @@ func TestInstallRemovePurge(t *testing.T) {
 			}
 			t.Logf("systemd-analyze security --offline=true %s: %.1f", filepath.Base(u), exposure(t, u))
 		}
+		hourlyLogrotate(t, "/lib/systemd/system")
 	})
 	t.Run("coordinator notify", func(t *testing.T) { coordinatorNotify(t) })
 	t.Run("agent notify", func(t *testing.T) { agentNotify(t) })
@@ -870,4 +878,37 @@ func agentNotify(t *testing.T) {
 		"-data-dir", filepath.Join(dir, "data"), "-socket", filepath.Join(dir, "agent.sock"),
 		"-pool-name", pool, "-pool-path", filepath.Join(dir, "pool"))
 	notifyLifecycle(t, ns, cmd)
+}
+
+// hourlyLogrotate checks the agent's hourly log rotation as installed in
+// dir: the timer and its service verify, the timer fires every hour, the
+// service runs logrotate on the installed /etc/logrotate.d/hostplane-agent
+// with logrotate's default state file (the daily run's: no second daily
+// rotation), and the agent's unit starts the timer.
+func hourlyLogrotate(t *testing.T, dir string) {
+	t.Helper()
+	timer, svc := filepath.Join(dir, "hostplane-agent-logrotate.timer"), filepath.Join(dir, "hostplane-agent-logrotate.service")
+	o, e, err := run(t, "systemd-analyze", "verify", timer, svc)
+	if err != nil || strings.TrimSpace(e) != "" {
+		t.Errorf("systemd-analyze verify %s %s: %v\nstdout: %s\nstderr: %s", timer, svc, err, o, e)
+	}
+	read := func(f string) string {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if tm := read(timer); !regexp.MustCompile(`(?m)^OnCalendar=hourly$`).MatchString(tm) {
+		t.Errorf("%s does not fire every hour:\n%s", timer, tm)
+	}
+	if sv := read(svc); !regexp.MustCompile(`(?m)^ExecStart=/usr/sbin/logrotate /etc/logrotate.d/hostplane-agent$`).MatchString(sv) {
+		t.Errorf("%s does not run logrotate on /etc/logrotate.d/hostplane-agent with the default state file:\n%s", svc, sv)
+	}
+	if _, err := os.Stat("/etc/logrotate.d/hostplane-agent"); err != nil {
+		t.Errorf("the file the hourly service rotates: %v", err)
+	}
+	if a := read(filepath.Join(dir, "hostplane-agent.service")); !regexp.MustCompile(`(?m)^Wants=hostplane-agent-logrotate\.timer$`).MatchString(a) {
+		t.Errorf("hostplane-agent.service does not start hostplane-agent-logrotate.timer:\n%s", a)
+	}
 }

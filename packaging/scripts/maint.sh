@@ -11,8 +11,9 @@
 #   hostplanectl cluster transfer-leadership; guests run under libvirtd and keep
 #   running while the agent restarts); a stopped one stays stopped.
 # prerm: deb $1 = remove|upgrade|...; RPM %preun $1 = 0 on erase, 1 on upgrade.
-#   On removal the service is stopped and disabled; on an upgrade it keeps
-#   running until postinst restarts it.
+#   On removal the service is stopped and disabled (the agent's hourly
+#   hostplane-agent-logrotate.timer, started by its Wants=, is stopped too); on
+#   an upgrade it keeps running until postinst restarts it.
 # postrm: deb $1 = remove|purge|upgrade|...; RPM %postun $1 = 0 on erase, 1 on
 #   upgrade. remove keeps /etc/hostplane/PKG.json and /var/lib/hostplane/PKG (the
 #   coordinator's Raft state and the hostplane user; the agent's journal and node
@@ -72,6 +73,9 @@ prerm() {
     remove|0)
       if [ -d /run/systemd/system ]; then
         systemctl stop "$unit" >/dev/null 2>&1 || true
+        if [ "$PKG" = agent ]; then
+          systemctl stop hostplane-agent-logrotate.timer >/dev/null 2>&1 || true
+        fi
       fi
       rm -f "/etc/systemd/system/multi-user.target.wants/$unit"
       ;;
@@ -92,7 +96,7 @@ postrm() {
           rm -rf /run/hostplane/coordinator
           ;;
         agent)
-          rm -f /run/hostplane/agent.sock
+          rm -f /run/hostplane/agent.sock /etc/systemd/system/timers.target.wants/hostplane-agent-logrotate.timer
           if ! rmdir /var/lib/hostplane/pool 2>/dev/null && [ -d /var/lib/hostplane/pool ]; then
             echo "hostplane-agent: /var/lib/hostplane/pool still holds disk images; left in place" >&2
           fi

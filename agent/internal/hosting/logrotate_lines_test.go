@@ -257,3 +257,50 @@ func TestShippedLogrotateLosesNoLine(t *testing.T) {
 		t.Errorf("PHP-FPM's master writes its messages to %q (%v), want %s", fd2, err, fpmLog)
 	}
 }
+
+// Run as the hourly timer runs it (no -f, one state file across runs), the
+// packaged file leaves a small log that was rotated today alone, and
+// rotates one that has passed its maxsize (100M) at once, not at the next
+// daily rotation: the hourly run is what keeps a busy node's log near the
+// cap. nginx then writes to the new file.
+func TestShippedLogrotateMaxsizeBeforeTheDayIsOver(t *testing.T) {
+	hostenv.Need(t, "nginx", "logrotate")
+	n, addr := startNginx(t)
+	conf, state := shippedLogrotateFor(t, n.L.Root)
+	access := filepath.Join(n.L.NginxLogs(), "access.log")
+	get := func(p string) {
+		if code, _ := hostenv.Get(t, addr, "x", p); code != 421 {
+			t.Fatalf("GET %s: %d", p, code)
+		}
+		waitFor(t, p+" in access.log", func() bool { b, _ := os.ReadFile(access); return strings.Contains(string(b), p) })
+	}
+	hourly := func(run string) string {
+		out, err := exec.Command("logrotate", "-v", "-s", state, conf).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: logrotate: %v\n%s", run, err, out)
+		}
+		return string(out)
+	}
+	get("/first")
+	day := time.Now().YearDay()
+	hourly("first run") // the state file learns the logs (today)
+	get("/second")
+	if out := hourly("second run"); fileExists(access+".1") && time.Now().YearDay() == day {
+		t.Fatalf("a small log was rotated again within the day:\n%s", out)
+	}
+	if fileExists(access + ".1") {
+		t.Skip("the day changed between the runs: the daily rotation was due")
+	}
+	if err := os.Truncate(access, 101<<20); err != nil { // past maxsize (sparse)
+		t.Fatal(err)
+	}
+	if out := hourly("third run"); !fileExists(access + ".1") {
+		t.Fatalf("a log past maxsize was not rotated by the next run:\n%s", out)
+	}
+	get("/after")
+	if b, _ := os.ReadFile(access); !strings.Contains(string(b), "/after") || strings.Contains(string(b), "/first") {
+		t.Fatalf("after the rotation access.log holds %q", b)
+	}
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
