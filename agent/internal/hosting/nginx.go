@@ -668,8 +668,12 @@ func (w *reloadWatch) line(ln string) {
 	case msg == "start worker processes":
 		w.started = w.started || w.reconfiguring
 		w.steps++
-	case startWorkerRE.MatchString(msg):
-		p, _ := strconv.Atoi(startWorkerRE.FindStringSubmatch(msg)[1])
+	case strings.HasPrefix(msg, "start worker process "):
+		sw := startWorkerRE.FindStringSubmatch(msg)
+		if sw == nil {
+			break
+		}
+		p, _ := strconv.Atoi(sw[1])
 		switch {
 		case w.reconfiguring:
 			w.newCfg = append(w.newCfg, p)

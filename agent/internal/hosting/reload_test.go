@@ -165,19 +165,7 @@ func TestNginxReloadSurvivesAnUnrelatedWorkerCrash(t *testing.T) {
 	})
 	// Both workers forked before the master stops (on a loaded machine
 	// Ensure returns before that).
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if b, _ := os.ReadFile(logf); strings.Count(string(b), "start worker process ") == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nginx has not started its 2 workers after 10 s")
-		}
-	}
-	if err := syscall.Kill(master, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(master, syscall.SIGCONT) })
-	from := fileSize(t, logf)
+	from := stopMasterAfterWorkers(t, logf, master, 2)
 	if err := n.Apply(hostenv.Ctx(t), []byte(good), nil); err != nil {
 		b, _ := os.ReadFile(logf)
 		t.Fatalf("reload with an old worker crashed: %v\nerror log since:\n%s", err, b[from:])
@@ -206,6 +194,26 @@ func TestNginxReloadSurvivesAnUnrelatedWorkerCrash(t *testing.T) {
 	}
 }
 
+// stopMasterAfterWorkers waits until nginx's error log logf tells that the
+// master has started workers workers, stops the master (SIGSTOP; SIGCONT
+// when the test ends) and returns the log's size then.
+func stopMasterAfterWorkers(t *testing.T, logf string, master, workers int) int64 {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(logf); strings.Count(string(b), "start worker process ") >= workers {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx has not started its %d workers after 10 s", workers)
+		}
+	}
+	if err := syscall.Kill(master, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(master, syscall.SIGCONT) })
+	return fileSize(t, logf)
+}
+
 // zombie tells a process that has exited and not yet been reaped.
 func zombie(pid int) bool {
 	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -225,19 +233,7 @@ func TestNginxReloadAcrossALogTruncate(t *testing.T) {
 	n, addr := startNginx(t)
 	logf := filepath.Join(n.L.NginxDir(), "logs", "error.log")
 	master := n.PID()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		if b, _ := os.ReadFile(logf); strings.Contains(string(b), "start worker process ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("nginx has not started its worker after 10 s")
-		}
-	}
-	if err := syscall.Kill(master, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(master, syscall.SIGCONT) })
-	from := fileSize(t, logf)
+	from := stopMasterAfterWorkers(t, logf, master, 1)
 	n.SetAfterSignal(func(int, []int) {
 		if err := syscall.Kill(master, syscall.SIGCONT); err != nil {
 			t.Error(err)
