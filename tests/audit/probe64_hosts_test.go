@@ -165,7 +165,8 @@ func p64HostsOf(d api.Domain) map[string][]string {
 //     addresses[i] or addresses;
 //   - hostile bodies (empty, null, an array, duplicate members, trailing
 //     data, an unknown member, 2 MiB) are 400 or 413;
-//   - a key missing domains:write is a 403 naming it;
+//   - a key missing domains:write is a 403 naming it; one with it but
+//     without domains:read (or with it alone) creates and deletes a host;
 //   - an Idempotency-Key sent again with another body or another host is a
 //     422;
 //   - after all of them A's domain and the registry are what they were:
@@ -393,6 +394,28 @@ func TestProbe64ChildNameServersFromOutside(t *testing.T) {
 	}
 	if g := p64Glue(t, r.reg, "ns3."+domA); g != nil {
 		t.Errorf("the registry has ns3.%s: %v", domA, g)
+	}
+
+	// domains:write is the routes' one scope: a key with it alone, and
+	// one with every scope but domains:read, create and delete a host.
+	for n, key := range []string{only[api.ScopeDomainsWrite], without[api.ScopeDomainsRead]} {
+		host := fmt.Sprintf("ns%d.%s", 4+n, domA)
+		h := p62Key(key)
+		h.Set("Idempotency-Key", fmt.Sprintf("p64-write-only-%d", n))
+		rep := p62Do(t, r.ctx, r.c.URL(f), "PUT", "/v1/domains/"+idA+"/hosts/"+host, h, `{"addresses":["8.8.4.4"]}`)
+		if rep.status != 202 {
+			t.Errorf("PUT %s with a key without domains:read (%d): %s; want 202", host, n, rep)
+			continue
+		}
+		if d := p64Ended(t, r, f, r.keyA, idA); d.Change.Status != api.ChangeApplied || !slices.Equal(p64Glue(t, r.reg, host), []string{"8.8.4.4"}) {
+			t.Errorf("PUT %s with a key without domains:read: %+v", host, d.Change)
+		}
+		h.Set("Idempotency-Key", fmt.Sprintf("p64-write-only-del-%d", n))
+		if rep := p62Do(t, r.ctx, r.c.URL(ld), "DELETE", "/v1/domains/"+idA+"/hosts/"+host, h, ""); rep.status != 202 {
+			t.Errorf("DELETE %s with a key without domains:read (%d): %s; want 202", host, n, rep)
+		} else if d := p64Ended(t, r, ld, r.keyA, idA); d.Change.Status != api.ChangeApplied || p64Glue(t, r.reg, host) != nil {
+			t.Errorf("DELETE %s with a key without domains:read: %+v", host, d.Change)
+		}
 	}
 }
 
