@@ -434,8 +434,30 @@ func (ss *session) domainInfo(tx *bolt.Tx, q *eppxml.DomainInfo) (answer, error)
 	inf := &eppxml.DomainInfData{Name: d.Name, ROID: d.ROID, Status: statusList(st), Registrant: d.Registrant,
 		Contacts: d.Contacts, NS: nsOut(d), ClID: d.ClID, CrID: d.CrID, CrDate: fmtTime(d.CrDate),
 		UpID: d.UpID, UpDate: fmtTime(d.UpDate), ExDate: fmtTime(d.ExDate), TrDate: fmtTime(d.TrDate)}
-	if d.ClID == ss.clID || (q.AuthInfo != nil && q.AuthInfo.PW == d.AuthPW) {
+	authorized := d.ClID == ss.clID || (q.AuthInfo != nil && q.AuthInfo.PW == d.AuthPW)
+	if authorized {
 		inf.AuthInfo = &eppxml.AuthInfo{PW: d.AuthPW}
+	}
+	// RFC 5731 §3.1.2: hosts="all" (the default) answers the delegation
+	// (<domain:ns>) and the subordinate host objects (<domain:host>, to
+	// an authorized client), "del" the delegation, "sub" the subordinate
+	// hosts, "none" neither.
+	switch h := strings.TrimSpace(q.Name.Hosts); h {
+	case "", "all", "del", "sub", "none":
+		if h == "sub" || h == "none" {
+			inf.NS = nil
+		}
+		if authorized && h != "del" && h != "none" {
+			subs, err := subordinates(tx, d.Name)
+			if err != nil {
+				return answer{}, err
+			}
+			for _, rec := range subs {
+				inf.Host = append(inf.Host, rec.Name)
+			}
+		}
+	default:
+		return answer{}, refuse(eppxml.CodeValueSyntax, "hosts=%q: all, del, sub or none", h)
 	}
 	a := answer{resData: &eppxml.ResData{DomainInf: inf}}
 	if ss.privacy {
@@ -689,6 +711,17 @@ func (ss *session) domainDelete(tx *bolt.Tx, name string) (answer, error) {
 	}
 	if slices.Contains(d.Status, "clientDeleteProhibited") {
 		return answer{}, refuse(eppxml.CodeStatusProhibits, "clientDeleteProhibited is set on %s", name)
+	}
+	// RFC 5731 §3.2.2: a domain with subordinate host objects is not
+	// deleted (their glue would be left without a domain).
+	if subs, err := subordinates(tx, d.Name); err != nil {
+		return answer{}, err
+	} else if len(subs) > 0 {
+		names := make([]string, len(subs))
+		for i, h := range subs {
+			names[i] = h.Name
+		}
+		return answer{}, refuse(eppxml.CodeAssocProhibits, "domain %s has subordinate host objects (%s): delete them first", name, strings.Join(names, ", "))
 	}
 	return answer{}, tx.Bucket(bucketDomains).Delete([]byte(name))
 }

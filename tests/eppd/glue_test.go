@@ -2,7 +2,9 @@ package eppd
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/internal/eppxml"
 )
@@ -164,5 +166,106 @@ func TestHostObjectLifecycle(t *testing.T) {
 	}
 	if code, _, _ := c.cmd(&eppxml.Command{Info: &eppxml.InfoCmd{Host: &eppxml.DomainName{Name: "ns1.g.test"}}}); code != eppxml.CodeNotExist {
 		t.Fatalf("info of a deleted host: %d", code)
+	}
+}
+
+// TestSubordinateHosts: a domain's subordinate host objects (its child name
+// servers) as RFC 5731 says: domain:info lists them (<domain:host>) to an
+// authorized client under hosts="all" or "sub", not under "del" or "none"
+// (a value outside the four is a 2005); domain:delete is refused (2305,
+// naming them) while they exist; a transfer moves them to the gaining
+// registrar, which can then change and delete them (the loser no longer
+// can) and then delete the domain. Before, info listed no host and the
+// delete left the hosts without their domain.
+func TestSubordinateHosts(t *testing.T) {
+	r := start(t, func(c *Config) {
+		c.TransferPending = time.Hour
+		c.Clients = map[string]string{testID: testPW, "reg-b": "secret-b1"}
+	})
+	a, b := r.dial(t), r.dial(t)
+	a.login(testID, testPW)
+	b.login("reg-b", "secret-b1")
+	mk := create("s.test")
+	mk.Create.Domain.NS = &eppxml.NS{HostAttr: []eppxml.HostAttr{{HostName: "ns1.dns.example"}, {HostName: "ns2.dns.example"}}}
+	if code, _, _ := a.cmd(mk); code != 1000 {
+		t.Fatalf("create s.test: %d", code)
+	}
+	v4 := eppxml.HostAddr{IP: "v4", Addr: "192.0.2.53"}
+	for _, h := range []string{"ns2.s.test", "ns1.s.test"} {
+		if code, _, _ := a.cmd(&eppxml.Command{Create: &eppxml.CreateCmd{Host: &eppxml.HostCreate{Name: h, Addr: []eppxml.HostAddr{v4}}}}); code != 1000 {
+			t.Fatalf("host create %s: %d", h, code)
+		}
+	}
+	info := func(c *conn, hosts string) (int, *eppxml.DomainInfData) {
+		t.Helper()
+		code, _, resp := c.cmd(&eppxml.Command{Info: &eppxml.InfoCmd{Domain: &eppxml.DomainInfo{Name: eppxml.HostsName{Hosts: hosts, Name: "s.test"}}}})
+		if resp.ResData == nil {
+			return code, nil
+		}
+		return code, resp.ResData.DomainInf
+	}
+	both := []string{"ns1.s.test", "ns2.s.test"}
+	for _, c := range []struct {
+		hosts string
+		ns    bool
+		subs  []string
+	}{{"", true, both}, {"all", true, both}, {"sub", false, both}, {"del", true, nil}, {"none", false, nil}} {
+		code, inf := info(a, c.hosts)
+		if code != 1000 || (inf.NS != nil) != c.ns || !slices.Equal(inf.Host, c.subs) {
+			t.Errorf("info hosts=%q: %d, ns %v, hosts %v; want ns %v, hosts %v", c.hosts, code, inf.NS, inf.Host, c.ns, c.subs)
+		}
+		if code, inf := info(b, c.hosts); code != 1000 || inf.Host != nil {
+			t.Errorf("info hosts=%q by another registrar: %d, hosts %v", c.hosts, code, inf.Host)
+		}
+	}
+	if code, _ := info(a, "bogus"); code != eppxml.CodeValueSyntax {
+		t.Errorf("info hosts=bogus: %d, want 2005", code)
+	}
+	del := func() *eppxml.Command {
+		return &eppxml.Command{Delete: &eppxml.DeleteCmd{Domain: &eppxml.DomainName{Name: "s.test"}}}
+	}
+	if code, msg, _ := a.cmd(del()); code != eppxml.CodeAssocProhibits || !strings.Contains(msg, "ns1.s.test, ns2.s.test") {
+		t.Fatalf("delete of a domain with subordinate hosts: %d %q, want 2305 naming them", code, msg)
+	}
+	if code, _ := info(a, ""); code != 1000 {
+		t.Fatalf("a refused delete deleted s.test: %d", code)
+	}
+	trn := func(c *conn, op, auth string) int {
+		dt := &eppxml.DomainTransfer{Name: "s.test"}
+		if auth != "" {
+			dt.AuthInfo = &eppxml.AuthInfo{PW: auth}
+		}
+		code, _, _ := c.cmd(&eppxml.Command{Transfer: &eppxml.TransferCmd{Op: op, Domain: dt}})
+		return code
+	}
+	if code := trn(b, "request", "auth-code-1"); code != eppxml.CodePending {
+		t.Fatalf("transfer request: %d", code)
+	}
+	if code := trn(a, "approve", ""); code != 1000 {
+		t.Fatalf("transfer approve: %d", code)
+	}
+	hostDel := func(c *conn, h string) int {
+		code, _, _ := c.cmd(&eppxml.Command{Delete: &eppxml.DeleteCmd{Host: &eppxml.DomainName{Name: h}}})
+		return code
+	}
+	for _, h := range both {
+		code, _, resp := b.cmd(&eppxml.Command{Info: &eppxml.InfoCmd{Host: &eppxml.DomainName{Name: h}}})
+		if code != 1000 || resp.ResData.HostInf.ClID != "reg-b" {
+			t.Fatalf("%s after the transfer: %d %+v, want sponsored by reg-b", h, code, resp.ResData)
+		}
+		if code := hostDel(a, h); code != eppxml.CodeAuthorization {
+			t.Fatalf("the losing registrar deletes %s: %d, want 2201", h, code)
+		}
+	}
+	if code, inf := info(b, ""); code != 1000 || !slices.Equal(inf.Host, both) {
+		t.Fatalf("the gainer's info: %d %+v", code, inf)
+	}
+	for _, h := range both {
+		if code := hostDel(b, h); code != 1000 {
+			t.Fatalf("the gainer deletes %s: %d", h, code)
+		}
+	}
+	if code, msg, _ := b.cmd(del()); code != 1000 {
+		t.Fatalf("delete of the domain without hosts: %d %s", code, msg)
 	}
 }

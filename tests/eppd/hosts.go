@@ -204,6 +204,25 @@ func (ss *session) hostDelete(tx *bolt.Tx, name string) (answer, error) {
 	return answer{}, tx.Bucket(bucketHosts).Delete([]byte(name))
 }
 
+// subordinates are the host objects under domain (it is their
+// superordinate domain, RFC 5731 §1.1), by name.
+func subordinates(tx *bolt.Tx, domain string) ([]hostRec, error) {
+	var out []hostRec
+	c := tx.Bucket(bucketHosts).Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		name := string(k)
+		if !strings.HasSuffix(name, "."+domain) || superordinate(tx, name) != domain {
+			continue
+		}
+		var rec hostRec
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return nil, err
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
 // checkHostObjs refuses host objects that do not exist.
 func checkHostObjs(tx *bolt.Tx, ns *eppxml.NS) error {
 	if ns == nil {

@@ -106,6 +106,17 @@ func completeTransfer(tx *bolt.Tx, d *domainRec, status string, now time.Time, t
 	if err := putJSON(tx, bucketDomains, d.Name, d); err != nil {
 		return nil, err
 	}
+	// RFC 5731 §3.2.4: the subordinate host objects move with the domain.
+	subs, err := subordinates(tx, d.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range subs {
+		h.ClID = d.ClID
+		if err := putJSON(tx, bucketHosts, h.Name, h); err != nil {
+			return nil, err
+		}
+	}
 	for _, who := range tell {
 		if err := queuePoll(tx, who, pollRec{QDate: now, Msg: "Transfer " + status + ".", Trn: &trn}); err != nil {
 			return nil, err

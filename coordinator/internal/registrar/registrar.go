@@ -205,6 +205,11 @@ type Domain struct {
 	Updated     time.Time `json:"updated,omitempty"`
 	Locked      bool      `json:"locked"`  // clientTransferProhibited is set
 	Privacy     bool      `json:"privacy"` // WHOIS privacy is on
+	// Hosts are the host objects under the domain (its child name servers,
+	// EPP <domain:host>), shown to the sponsoring registrar: the registry
+	// refuses to delete the domain while it has any (2305), and a transfer
+	// moves them with it.
+	Hosts []string `json:"hosts,omitempty"`
 	// AuthCode is returned only to the sponsoring registrar.
 	AuthCode string `json:"-"`
 }

@@ -585,3 +585,34 @@ func TestHostGlue(t *testing.T) {
 		t.Fatalf("a host-attribute client's SetHost: %v", err)
 	}
 }
+
+// TestDeleteWithChildNameServers: Info lists a domain's host objects
+// (domain:info <domain:host>), and the registry refuses to delete a domain
+// that has any (2305, naming them: RFC 5731 §3.2.2), as a definite refusal;
+// once they are deleted the domain is. Before, the test registry deleted
+// the domain and left its hosts, and Info had no hosts.
+func TestDeleteWithChildNameServers(t *testing.T) {
+	r := startRegistry(t)
+	c := hostObjectsClient(t, r)
+	ctx := ctxT(t)
+	registered(t, ctx, c, "dc-a", "del.test")
+	if _, err := c.SetHost(ctx, registrar.HostRequest{ClTRID: "dc-h1", Name: "ns1.del.test", Addrs: []string{"192.0.2.1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c.Info(ctx, "del.test"); err != nil || !slices.Equal(d.Hosts, []string{"ns1.del.test"}) {
+		t.Fatalf("info: %+v %v", d, err)
+	}
+	_, err := c.Delete(ctx, registrar.DeleteRequest{ClTRID: "dc-d1", Name: "del.test"})
+	if e := mustKind(t, err, registrar.KindRefused, 2305); !strings.Contains(e.Reason, "ns1.del.test") {
+		t.Fatalf("the refusal does not name the host: %v", e)
+	}
+	if _, err := c.DeleteHost(ctx, registrar.DeleteRequest{ClTRID: "dc-h2", Name: "ns1.del.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c.Info(ctx, "del.test"); err != nil || d.Hosts != nil {
+		t.Fatalf("info after the host's deletion: %+v %v", d, err)
+	}
+	if _, err := c.Delete(ctx, registrar.DeleteRequest{ClTRID: "dc-d2", Name: "del.test"}); err != nil {
+		t.Fatalf("delete of the domain without hosts: %v", err)
+	}
+}

@@ -264,7 +264,10 @@ func domainInfo(resp *eppxml.Response, name string) (registrar.Domain, error) {
 	}
 	inf := resp.ResData.DomainInf
 	d := registrar.Domain{Name: normName(inf.Name), ROID: strings.TrimSpace(inf.ROID), Sponsor: strings.TrimSpace(inf.ClID),
-		Nameservers: normNames(inf.NS.Names()), Created: parseTime(inf.CrDate), Expires: parseTime(inf.ExDate), Updated: parseTime(inf.UpDate)}
+		Nameservers: normNames(inf.NS.Names()), Hosts: normNames(inf.Host), Created: parseTime(inf.CrDate), Expires: parseTime(inf.ExDate), Updated: parseTime(inf.UpDate)}
+	if len(d.Hosts) == 0 {
+		d.Hosts = nil
+	}
 	d.Contacts.Registrant = strings.TrimSpace(inf.Registrant)
 	for _, ct := range inf.Contacts {
 		switch ct.Type {
