@@ -670,7 +670,8 @@ func (a *API) unreadAnswer(rq *request, deps *DomainDeps, scope, reqHash, accoun
 		deps.Kick()
 	}
 	var closed any
-	if a.awaitAnswerWindow(rq, deps.wait(), scope, accountID, domainID, opID) {
+	deadline := time.Now().Add(deps.wait())
+	if open, _ := a.awaitAnswerWindow(func() bool { return a.answerWaitOver(rq, deadline) }, scope, accountID, domainID, opID, nil); open {
 		c, err := a.closeAnswer(rq, domainID, opID)
 		if err != nil {
 			return 0, nil, err
@@ -699,22 +700,31 @@ func (a *API) unreadAnswer(rq *request, deps *DomainDeps, scope, reqHash, accoun
 	return ended(store.RegDomain{Domain: d})
 }
 
-// awaitAnswerWindow waits, as logAnswer does (the state read every 25 ms,
-// until answerWaitOver), while the answer window of the key scope on
-// operation opID of domain domainID (of accountID) reads open: it returns
-// false as soon as a read shows it decided (the operation's end or a close
-// applied), true once the wait has run out, or, from level 15, rq's client
-// has gone away, with the window still open or unreadable.
-func (a *API) awaitAnswerWindow(rq *request, wait time.Duration, scope, accountID, domainID, opID string) bool {
-	deadline := time.Now().Add(wait)
+// awaitAnswerWindow waits while the answer window of the key scope on
+// operation opID of domain domainID (of accountID) reads open, the state
+// read every 25 ms (logAnswer and unreadAnswer wait here): it returns false
+// as soon as a read shows the window decided (the operation's end or a close
+// applied), true once over says the wait is done with the window still open.
+// With rec the key's record is read too, in the same read as the domain, and
+// a read that fails is that error; without, a read that fails counts as the
+// window open (unreadable).
+func (a *API) awaitAnswerWindow(over func() bool, scope, accountID, domainID, opID string, rec *store.IdemRecord) (bool, error) {
 	for {
 		var d store.RegDomain
-		err := a.state.Read(func(r store.ReadTx) (err error) { d, err = r.OwnedRegDomain(accountID, domainID); return })
-		if err == nil && !answerOpen(d, opID, scope) {
-			return false
-		}
-		if a.answerWaitOver(rq, deadline) {
-			return true
+		err := a.state.Read(func(r store.ReadTx) (err error) {
+			if d, err = r.OwnedRegDomain(accountID, domainID); err != nil || rec == nil {
+				return err
+			}
+			*rec, err = r.Idempotency(scope)
+			return err
+		})
+		switch {
+		case err != nil && rec != nil:
+			return false, err
+		case err == nil && !answerOpen(d, opID, scope):
+			return false, nil
+		case over():
+			return true, nil
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
@@ -848,42 +858,31 @@ func (a *API) logAnswer(rq *request, deps *DomainDeps, scope, reqHash, accountID
 		deps.Kick()
 	}
 	deadline := time.Now().Add(deps.wait())
-	closed := false
-	for {
-		var d store.RegDomain
-		var rec store.IdemRecord
-		err := a.state.Read(func(r store.ReadTx) (err error) {
-			if d, err = r.OwnedRegDomain(accountID, domainID); err != nil {
-				return err
-			}
-			rec, err = r.Idempotency(scope)
-			return err
-		})
-		if err != nil {
+	var rec store.IdemRecord
+	open, err := a.awaitAnswerWindow(func() bool { return a.answerWaitOver(rq, deadline) }, scope, accountID, domainID, opID, &rec)
+	if err != nil {
+		return 0, nil, err
+	}
+	if open {
+		// A send whose client went away closes the window at once
+		// from level 15 only (answerWaitOver says why).
+		if _, err := a.closeAnswer(rq, domainID, opID); err != nil {
 			return 0, nil, err
 		}
-		if !answerOpen(d, opID, scope) {
-			if rec.ReqHash != reqHash {
-				return 0, nil, fsm.ErrIdemMismatch
-			}
-			return rec.Status, json.RawMessage(rec.Body), nil
+		deadline = time.Now().Add(a.cfg.ApplyTimeout)
+		if open, err = a.awaitAnswerWindow(func() bool { return time.Now().After(deadline) }, scope, accountID, domainID, opID, &rec); err != nil {
+			return 0, nil, err
 		}
-		switch {
-		case closed && time.Now().After(deadline):
+		if open {
 			// Applied, yet the window reads open: this state lags the
 			// log the close was applied in.
 			return 0, nil, fmt.Errorf("%w: the answer window of domain %s's operation %s reads open after its close", raftnode.ErrNotLeader, domainID, opID)
-		case !closed && a.answerWaitOver(rq, deadline):
-			// A send whose client went away closes the window at once
-			// from level 15 only (answerWaitOver says why).
-			if _, err := a.closeAnswer(rq, domainID, opID); err != nil {
-				return 0, nil, err
-			}
-			closed, deadline = true, time.Now().Add(a.cfg.ApplyTimeout)
-			continue
 		}
-		time.Sleep(25 * time.Millisecond)
 	}
+	if rec.ReqHash != reqHash {
+		return 0, nil, fsm.ErrIdemMismatch
+	}
+	return rec.Status, json.RawMessage(rec.Body), nil
 }
 
 // pendingOpOf reads the record of a domain order (order) or change: the
