@@ -50,13 +50,7 @@ func TestProbe62OtherAccountsWritesThroughAFollowerAcrossALeaderKill(t *testing.
 		}
 	}
 	t.Logf("%d writes of B with A's ids sent through coordinator %d across the kill of %d: %v", kill.sent, f, ld, kill.answers)
-	kill.restart(t)
-	after := p62Agreed(t, r, r.keyA, paths, "A's state on every coordinator after")
-	for _, p := range p62Stale(paths) {
-		if after[p] != before[p] {
-			t.Errorf("A's %s changed by B's writes: %.600s → %.600s", p, before[p], after[p])
-		}
-	}
+	kill.restartUnchanged(t, r.keyA, paths, before, "B's writes", 600)
 	for i := range r.c.Len() {
 		if rep := p62Do(t, r.ctx, r.c.URL(i), "GET", "/v1/tickets/"+tA.ID, p62Key(r.keyA), ""); rep.status != 200 {
 			t.Errorf("coordinator %d: A's key after B's writes: %s", i, rep)
@@ -143,6 +137,21 @@ func (k *p62Killer) restart(t *testing.T) {
 	}
 	k.r.c.Restart(k.ld)
 	k.r.c.WaitReady(k.ld, 30*time.Second)
+}
+
+// restartUnchanged restarts the killed coordinator (restart) and checks
+// that key's reads of paths, once the three coordinators agree (p62Agreed),
+// are what they were before (p62Agreed's, before the kill): A's state, not
+// changed by what (each read's answer quoted up to quote bytes).
+func (k *p62Killer) restartUnchanged(t *testing.T, key string, paths []string, before map[string]string, by string, quote int) {
+	t.Helper()
+	k.restart(t)
+	after := p62Agreed(t, k.r, key, paths, "A's state on every coordinator after")
+	for _, p := range p62Stale(paths) {
+		if after[p] != before[p] {
+			t.Errorf("A's %s changed by %s: %.*s → %.*s", p, by, quote, before[p], quote, after[p])
+		}
+	}
 }
 
 // send sends method target (body JSON, "" none) with key to coordinator f
