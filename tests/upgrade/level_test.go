@@ -20,7 +20,7 @@ const actOld = "--test-max-semantics-level=1" // the coordinator acts as a relea
 // newLevel is the semantics level the new release (this binary) applies:
 // the cluster's once every coordinator runs it. The level-2 changes this
 // test checks (the list of actions, the Raft handshake) hold from level 2 on.
-const newLevel = 16
+const newLevel = 17
 
 // TestSemanticsLevelRaisedByLastUpgrade is the README's rolling upgrade seen
 // through the cluster's semantics level, with real coordinator processes: a

@@ -63,10 +63,12 @@ import (
 // (LevelDomainAnswerDecided). Level 16 records a domain's child name
 // servers (host objects with glue addresses): CmdDomainHost opens a registry
 // operation of kind host, and its end keeps the host on the domain
-// (LevelDomainHosts).
+// (LevelDomainHosts). Level 17 gives a payment a top-up makes the id of its
+// wallet transaction with the "pay" prefix, so two top-ups of one Raft entry
+// no longer give their payments one id (LevelPaymentIDs).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 16
+const MaxLevel uint16 = 17
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
@@ -177,19 +178,33 @@ func (g *sweepIDs) next(prefix string) string {
 	}
 }
 
+// LevelPaymentIDs is the semantics level (level.go) from which a payment a
+// top-up makes (payOverdueRenewals) takes its id from its transaction's:
+// pay_<the transaction id's body>. Below it the payment's id was derived
+// from the sweep's sequence, which starts at the same place for every
+// command of a Raft entry while the transaction ids (after each deposit's)
+// differ: two top-ups of one group commit gave their payments one id.
+const LevelPaymentIDs = 17
+
 // payment is the ids of a wallet payment of accountID's: the payment and
 // its wallet transaction.
 func (g *sweepIDs) payment(accountID string) (string, string) {
 	for {
 		g.seq++
 		tx := g.c.derivedID("wtx", g.seq)
+		afterDeposit := false
 		if g.after != "" {
 			g.afterN++
 			if next, ok := ids.Successor("wtx", g.after, g.afterN); ok {
-				tx = next
+				tx, afterDeposit = next, true
 			}
 		}
 		if g.c.tx.Bucket(store.BucketWalletTx).Get(store.OwnedKey(accountID, tx)) == nil {
+			if afterDeposit && g.c.level() >= LevelPaymentIDs {
+				// As unique as the transaction's id, after a deposit that
+				// a handler named (ids.New).
+				return "pay" + strings.TrimPrefix(tx, "wtx"), tx
+			}
 			return g.c.derivedID("pay", g.seq), tx
 		}
 	}
