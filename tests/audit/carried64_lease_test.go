@@ -23,6 +23,15 @@ import (
 // window of the follower's own as if no leader could be reached: the old
 // leader's failed lease no longer sends reads there. Every read is answered
 // 200 within the ask's timeout and a margin.
+//
+// What tells the fix from the code before it is key2's X-RateLimit-Limit:
+// before, the paused leader's failed ask sent every stale read at that
+// follower to the local share for 5 s after it failed (about 7 s after the
+// pause). The bound on key1's first read (3 s) is a liveness bound that
+// held before too (2.0 s then: the ask's timeout; 1.4-1.5 s now, when the
+// election ends first, which a loaded machine may not give). An election
+// that takes more than about 6 s leaves the old code passing too; the test
+// then still checks the new behaviour and says so in its log.
 func TestStaleReadsLeaseFromTheNewLeader(t *testing.T) {
 	const limit = 600
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout, RateLimit: limit})
@@ -77,7 +86,7 @@ func TestStaleReadsLeaseFromTheNewLeader(t *testing.T) {
 			t.Fatalf("coordinator %d answered key1's stale read %d after %s; want 200 within the lease ask's 2 s and a margin", f, codes[n], took[n].Round(time.Millisecond))
 		}
 	}
-	nl, err := c.LeaderIndexSkipping(map[int]bool{ld: true}, 20*time.Second)
+	nl, err := c.LeaderIndexSkipping(map[int]bool{ld: true}, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,13 +94,13 @@ func TestStaleReadsLeaseFromTheNewLeader(t *testing.T) {
 	if f == nl {
 		f = followers[1]
 	}
-	framework.PollFor(t, fmt.Sprintf("coordinator %d to follow the new leader", f), 10*time.Second, 20*time.Millisecond, func(ctx context.Context) (api.ClusterStatus, error) {
+	framework.PollFor(t, fmt.Sprintf("coordinator %d to follow the new leader", f), 30*time.Second, 20*time.Millisecond, func(ctx context.Context) (api.ClusterStatus, error) {
 		return c.Admin(f).ClusterStatus(ctx)
 	}, func(st api.ClusterStatus) bool { return st.LeaderID == c.Nodes[nl].ID })
 	// Past the paused leader's lease ask, which failed by now.
 	time.Sleep(time.Until(pausedAt.Add(2500 * time.Millisecond)))
 	if d := time.Since(pausedAt); d > 6*time.Second {
-		t.Skipf("the new leader took %s to be known: past the 5 s a failed ask held reads on the local share before, nothing to tell apart", d.Round(time.Millisecond))
+		t.Logf("the new leader took %s to be known: past the 5 s the old leader's failed ask held reads on the local share before this release, so this run does not tell the two apart (it still checks the lease)", d.Round(time.Millisecond))
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", c.URL(f)+"/v1/account?consistency=stale", nil)
 	req.Header.Set("X-API-Key", key2)
