@@ -210,6 +210,9 @@ type FPM struct {
 	// unserialized applies start a second master on the same sockets, or
 	// check (php-fpm -t) a pool.d another one just emptied.
 	mu sync.Mutex
+	// afterSignal, if set, runs in apply between a reload's USR2 and its
+	// wait (tests: logrotate's rename at that moment).
+	afterSignal func()
 }
 
 func (f *FPM) poolFile(version, user string) string {
@@ -323,23 +326,44 @@ func (f *FPM) apply(ctx context.Context, version string) error {
 	logPath := filepath.Join(dir, "error.log")
 	reloaded := func() bool { return true }
 	if pid > 0 {
+		// The log as it is before the signal, open: logrotate may rename it
+		// meanwhile (create, then reopen-logs); the new master's "ready" is
+		// then in this file after off, or in the new one from its start.
 		var off int64
-		if st, err := os.Stat(logPath); err == nil {
-			off = st.Size()
+		before, _ := os.Open(logPath)
+		if before != nil {
+			defer before.Close()
+			if st, err := before.Stat(); err == nil {
+				off = st.Size()
+			}
+		}
+		ready := func(fh *os.File, from int64) bool {
+			b, _ := io.ReadAll(io.NewSectionReader(fh, from, 1<<20))
+			return strings.Contains(string(b), "ready to handle connections")
 		}
 		reloaded = func() bool {
+			if before != nil && ready(before, off) {
+				return true
+			}
 			fh, err := os.Open(logPath)
 			if err != nil {
 				return false
 			}
 			defer fh.Close()
-			b, _ := io.ReadAll(io.NewSectionReader(fh, off, 1<<20))
-			return strings.Contains(string(b), "ready to handle connections")
+			if before == nil {
+				return ready(fh, off)
+			}
+			a, errA := before.Stat()
+			b, errB := fh.Stat()
+			return errA == nil && errB == nil && !os.SameFile(a, b) && ready(fh, 0)
 		}
 		// USR2 re-executes the master in place; it keeps the sockets of the
 		// pools that stay.
 		if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
 			return err
+		}
+		if f.afterSignal != nil {
+			f.afterSignal()
 		}
 	} else {
 		if out, err := exec.CommandContext(ctx, bin, "-y", conf).CombinedOutput(); err != nil {

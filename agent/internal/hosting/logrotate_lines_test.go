@@ -3,6 +3,7 @@ package hosting_test
 import (
 	"bufio"
 	"compress/gzip"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -304,3 +305,55 @@ func TestShippedLogrotateMaxsizeBeforeTheDayIsOver(t *testing.T) {
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// A PHP-FPM reload (a pool changed) during which logrotate renames the
+// master's error.log and creates a new one (the packaged file's create,
+// before its postrotate) still ends when the re-executed master is ready,
+// whichever of the two files its "ready" went to: the wait reads the log it
+// had open before the signal and the new one from its start. Before, it
+// read the path from the old size on, found nothing in the new file, and
+// failed after 20 s with "the reload did not finish".
+func TestFPMReloadAcrossALogRotation(t *testing.T) {
+	hostenv.Need(t, "logrotate")
+	root, _ := hostenv.Root(t)
+	f := &hosting.FPM{L: hosting.Layout{Root: root}, Glob: hosting.DefaultConfig().FPMGlob}
+	versions, _ := hosting.PHPVersions(f.Glob)
+	if len(versions) == 0 {
+		t.Fatalf("no php-fpm: %s", hostenv.Install)
+	}
+	version := versions[len(versions)-1]
+	site := f.L.Site("www-data") // a pool is named after its user
+	for _, d := range []string{"public", "private", "tmp", "run"} {
+		if err := os.MkdirAll(filepath.Join(site, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := hosting.PoolParams{User: "www-data", Group: "www-data", WebGroup: "www-data", Socket: f.L.Socket("www-data"),
+		Site: site, MaxChildren: 2, MemoryMiB: 64, MaxExecutionSeconds: 30, UploadMiB: 8, RequestTerminateSecond: 35}
+	ctx := hostenv.Ctx(t)
+	if err := f.PutPool(ctx, version, p); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.RemovePool(context.Background(), p.User) })
+	logf := filepath.Join(f.L.FPMDir(version), "error.log")
+	rotated := false
+	f.SetAfterReloadSignal(func() {
+		if err := os.Rename(logf, logf+".1"); err != nil {
+			t.Error(err)
+			return
+		}
+		if err := os.WriteFile(logf, nil, 0o600); err != nil {
+			t.Error(err)
+		}
+		rotated = true
+	})
+	p.MaxChildren = 3
+	start := time.Now()
+	if err := f.PutPool(ctx, version, p); err != nil {
+		t.Fatalf("reload across a rotation of the error log (after %v): %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if !rotated {
+		t.Fatal("the scenario did not happen: no reload signal")
+	}
+	t.Logf("reloaded in %v", time.Since(start).Round(time.Millisecond))
+}
