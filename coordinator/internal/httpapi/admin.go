@@ -25,6 +25,7 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/brand"
 	"github.com/hostplane/hostplane/pkg/validate"
+	"golang.org/x/text/unicode/norm"
 )
 
 // AdminHandler serves the operator API (unix socket; also mounted under /internal
@@ -270,6 +271,14 @@ func DecodeAccountCreate(body []byte) (api.AccountCreateRequest, error) {
 		// U+212A KELVIN SIGN as another account's "k"), is refused.
 		if strings.ToLower(req.Email) != validate.LowerASCII(req.Email) {
 			return &httpError{status: 400, code: "invalid_field", msg: `field "email" has a capital letter outside ASCII: write it in lower case`}
+		}
+		// The index keys the bytes: "josé@" with é as one code point and
+		// as e and a combining accent would be two accounts that print
+		// alike, the second not found by the spelling a keyboard types.
+		// Only the composed form (NFC, as RFC 6532 asks of a sender) is
+		// taken.
+		if !norm.NFC.IsNormalString(req.Email) {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "email" is not in Unicode normalization form C (a letter and a combining mark where one precomposed character exists): send it composed`}
 		}
 		if req.Name == "" {
 			req.Name = req.Email

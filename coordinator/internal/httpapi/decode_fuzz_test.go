@@ -8,13 +8,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"golang.org/x/text/unicode/norm"
 )
 
 var decoderSeeds = []string{
 	`{"subject":"Need help","message":"hi","department":"technical","priority":"medium"}`,
 	`{"subject":1}`, `{"subject":"a","message":"b","extra":true}`, `{`, ``, `[]`, `null`, `"x"`,
 	`{"subject":"a","message":"b"} {"x":1}`, `{"subject":"\u0000","message":"b"}`, `{"body":"thanks"}`,
-	`{"email":"a@example.com","name":"A","country":"TR"}`, `{"scopes":["tickets:read"],"allowed_cidrs":["10.0.0.0/8"]}`,
+	`{"email":"a@example.com","name":"A","country":"TR"}`, `{"email":"jose\u0301@example.com"}`, `{"email":"jos\u00e9@example.com"}`, `{"scopes":["tickets:read"],"allowed_cidrs":["10.0.0.0/8"]}`,
 	`{"scopes":["nope"]}`, `{"expires_at":"2001-01-01T00:00:00Z"}`, `{"allowed_cidrs":["300.1.1.1/99"]}`,
 }
 
@@ -66,7 +67,7 @@ func FuzzDecodeTicketReply(f *testing.F) {
 
 func FuzzDecodeAccountCreate(f *testing.F) {
 	fuzzDecoder(f, decoderSeeds, DecodeAccountCreate, func(t *testing.T, req api.AccountCreateRequest) {
-		if req.Email == "" || !isCountry(req.Country) {
+		if req.Email == "" || !isCountry(req.Country) || !norm.NFC.IsNormalString(req.Email) {
 			t.Fatalf("accepted invalid account: %+v", req)
 		}
 	})
