@@ -154,8 +154,10 @@ func (a *API) hostObjectsOffered() error {
 // hostNotInUse refuses the deletion of a child name server that one of
 // the caller's domains delegates to, or asks to (a pending change): 409
 // host_in_use naming them, nothing recorded (the registry would refuse
-// host:delete with 2305 in the job). Another account's delegation to it is
-// not shown here: the registry still refuses that one.
+// host:delete with 2305 in the job). Only domains the customer can still
+// change count (active, or registering with these name servers): an expired
+// domain cannot be PATCHed, so naming it would block the deletion for good;
+// the registry judges those, as it does another account's delegation.
 func (a *API) hostNotInUse(rq *request, name string) error {
 	var doms []store.RegDomain
 	if err := a.state.Read(func(r store.ReadTx) (err error) {
@@ -167,7 +169,8 @@ func (a *API) hostNotInUse(rq *request, name string) error {
 	var by []string
 	for _, d := range doms {
 		pending := d.Change != nil && d.Change.Status == api.ChangePending && slices.Contains(d.Change.Nameservers, name)
-		if d.Status != api.DomainFailed && (slices.Contains(d.Nameservers, name) || pending) {
+		changeable := d.Status == api.DomainActive || d.Status == api.DomainRegistering
+		if changeable && (slices.Contains(d.Nameservers, name) || pending) {
 			by = append(by, d.Name)
 		}
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -232,5 +233,60 @@ func TestDomainHostRefusedUpFront(t *testing.T) {
 	}
 	if m := s.waitHosts(key, ids[0], "<nil>"); m["change"].(map[string]any)["status"] != api.ChangeApplied {
 		t.Fatalf("deletion not applied: %v", m)
+	}
+}
+
+// TestDomainHostDeleteNotBlockedByALapsedDomain (review64 R1): an expired
+// domain that still names the host cannot be PATCHed (409
+// domain_not_active), so it must not make the deletion a 409 host_in_use
+// for good. The deletion is recorded and the registry judges it: here the
+// registry still has bob.test delegated to the host, so the change fails
+// with the registry's reason and the host stays.
+func TestDomainHostDeleteNotBlockedByALapsedDomain(t *testing.T) {
+	s, _ := domainAPI(t)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 5000})
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainHosts})
+	var ids []string
+	for _, n := range []string{"ada.test", "bob.test"} {
+		r := s.call(key, "POST", "/v1/domains", `{"name":"`+n+`","nameservers":["ns1.other.test","ns2.other.test"],`+testContact+`}`)
+		if r.status != http.StatusCreated {
+			t.Fatalf("register %s: %d %s", n, r.status, r.body)
+		}
+		ids = append(ids, r.m["id"].(string))
+	}
+	path := "/v1/domains/" + ids[0] + "/hosts/ns1.ada.test"
+	if r := s.call(key, "PUT", path, `{"addresses":["8.8.8.8"]}`); r.status != http.StatusAccepted {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	hosts := "[map[addresses:[8.8.8.8] name:ns1.ada.test]]"
+	s.waitHosts(key, ids[0], hosts)
+	bob := s.call(key, "PATCH", "/v1/domains/"+ids[1], `{"nameservers":["ns1.ada.test","ns2.other.test"]}`)
+	if bob.status != http.StatusOK {
+		t.Fatalf("PATCH bob.test to the host: %d %s", bob.status, bob.body)
+	}
+	if r := s.call(key, "DELETE", path, ""); r.status != http.StatusConflict || r.code() != "host_in_use" {
+		t.Fatalf("DELETE while active bob.test names the host: %d %s", r.status, r.body)
+	}
+	exp, err := time.Parse(time.RFC3339Nano, bob.m["expires_at"].(string))
+	if err != nil {
+		t.Fatalf("bob.test's expires_at: %v %s", err, bob.body)
+	}
+	env, _ := fsm.NewEnvelope(fsm.CmdDomainSweep, exp.Add(time.Hour), fsm.DomainSweep{Policy: fsm.DomainPolicy{RenewDays: 30}, Domains: []string{ids[1]}})
+	if _, err := s.a.Apply(context.Background(), env); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.call(key, "GET", "/v1/domains/"+ids[1], ""); r.m["status"] != api.DomainExpired {
+		t.Fatalf("bob.test after a sweep past its expiry: %s", r.body)
+	}
+	if r := s.call(key, "PATCH", "/v1/domains/"+ids[1], `{"nameservers":["ns1.other.test","ns2.other.test"]}`); r.status != http.StatusConflict {
+		t.Fatalf("PATCH of the expired bob.test: %d %s (the case this test is about needs it refused)", r.status, r.body)
+	}
+	if r := s.call(key, "DELETE", path, ""); r.status != http.StatusAccepted {
+		t.Fatalf("DELETE with only an expired domain naming the host: %d %s", r.status, r.body)
+	}
+	m := s.waitHosts(key, ids[0], hosts)
+	if ch := m["change"].(map[string]any); ch["status"] != api.ChangeFailed || !strings.Contains(fmt.Sprint(ch["reason"]), "bob.test") {
+		t.Fatalf("the registry's refusal is not what the customer sees: %v", ch)
 	}
 }
