@@ -99,16 +99,24 @@ func publicGlueAddress(ip netip.Addr) bool {
 	return true
 }
 
+// hostTarget is the route's host name inside domain (400 naming it), once
+// the registrar is known to make host objects (else 409): the checks PUT and
+// DELETE share, in the order they answer.
+func (a *API) hostTarget(rq *request, domain string) (string, error) {
+	name, err := hostName(rq, domain)
+	if err != nil {
+		return "", err
+	}
+	return name, a.hostObjectsOffered()
+}
+
 func (a *API) putDomainHost(rq *request) (int, any, error) {
 	cur, req, err := loadAndBody(rq, a.loadRegDomain, DecodeDomainHost)
 	if err != nil {
 		return 0, nil, err
 	}
-	name, err := hostName(rq, cur.Name)
+	name, err := a.hostTarget(rq, cur.Name)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.hostObjectsOffered(); err != nil {
 		return 0, nil, err
 	}
 	same := slices.ContainsFunc(cur.Hosts, func(h api.DomainHost) bool { return h.Name == name && slices.Equal(h.Addresses, req.Addresses) })
@@ -120,11 +128,8 @@ func (a *API) deleteDomainHost(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	name, err := hostName(rq, cur.Name)
+	name, err := a.hostTarget(rq, cur.Name)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.hostObjectsOffered(); err != nil {
 		return 0, nil, err
 	}
 	if !slices.ContainsFunc(cur.Hosts, func(h api.DomainHost) bool { return h.Name == name }) {
