@@ -881,13 +881,32 @@ func pidAlive(file string) int {
 	if err := syscall.Kill(pid, 0); err != nil {
 		return 0
 	}
-	// A zombie or a recycled pid of another program is not ours.
+	// A zombie is not ours.
 	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
 		if f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:])); len(f) > 0 && f[0] == "Z" {
 			return 0
 		}
 	}
+	// Nor is a recycled pid of another program: a pid file left by a master
+	// that died (killed, OOM, power loss) whose pid now names something else
+	// must not get the USR1/QUIT meant for nginx or PHP-FPM (review64 R2).
+	// The pid files are nginx's and PHP-FPM's only; their executables are
+	// nginx and php-fpm<version> (" (deleted)" after a package upgrade).
+	if !masterExe(pid) {
+		return 0
+	}
 	return pid
+}
+
+// masterExe reports whether pid runs nginx or PHP-FPM, by its executable's
+// name. An unreadable link (not root) is taken as theirs, as before.
+func masterExe(pid int) bool {
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return os.IsPermission(err)
+	}
+	b := filepath.Base(exe)
+	return strings.HasPrefix(b, "nginx") || strings.HasPrefix(b, "php-fpm")
 }
 
 func stopPID(pid int, grace time.Duration) error {
