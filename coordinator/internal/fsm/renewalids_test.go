@@ -19,12 +19,7 @@ import (
 func TestRenewalInvoiceIDsOfOneEntryDiffer(t *testing.T) {
 	for _, level := range []uint16{LevelOwnerIDs - 1, LevelOwnerIDs} {
 		t.Run(fmt.Sprintf("level %d", level), func(t *testing.T) {
-			h := newServerHarness(t)
-			h.must(CmdClusterLevel, ClusterLevel{Level: level})
-			twoVPS2Orders(h, 2400)
-			h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{{ID: "act_1", Success: true}, {ID: "act_2", Success: true}}})
-			pol := RenewalPolicy{InvoiceDays: 7, SuspendDays: 3, TerminateDays: 10}
-			due := *renewalServer(t, h, "srv_2").PaidUntil
+			h, pol, due := twoRunningServers(t, level)
 			var cmds []*Envelope
 			for _, srv := range []string{"srv_1", "srv_2"} {
 				e, err := NewEnvelope(CmdRenewalSweep, h.at, RenewalSweep{Policy: pol, Servers: []ServiceRef{{AccountID: "acc_1", ServerID: srv}}})
@@ -57,4 +52,17 @@ func TestRenewalInvoiceIDsOfOneEntryDiffer(t *testing.T) {
 			h.replicasSame(orderDump)
 		})
 	}
+}
+
+// twoRunningServers is the set-up the id tests of renewals share: a server
+// harness at level, acc_1's two VPS orders (wallet 2400 cents) provisioned,
+// the renewal policy (invoice 7 days before, suspend 3 after, terminate 10
+// after) and srv_2's paid-until.
+func twoRunningServers(t *testing.T, level uint16) (*whHarness, RenewalPolicy, time.Time) {
+	t.Helper()
+	h := newServerHarness(t)
+	h.must(CmdClusterLevel, ClusterLevel{Level: level})
+	twoVPS2Orders(h, 2400)
+	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{{ID: "act_1", Success: true}, {ID: "act_2", Success: true}}})
+	return h, RenewalPolicy{InvoiceDays: 7, SuspendDays: 3, TerminateDays: 10}, *renewalServer(t, h, "srv_2").PaidUntil
 }

@@ -23,12 +23,7 @@ var updateTopUpPayGolden = flag.Bool("update-top-up-pay-golden", false, "rewrite
 func TestTopUpPaymentIDsOfOneEntryDiffer(t *testing.T) {
 	for _, level := range []uint16{LevelPaymentIDs - 1, LevelPaymentIDs} {
 		t.Run(fmt.Sprintf("level %d", level), func(t *testing.T) {
-			h := newServerHarness(t)
-			h.must(CmdClusterLevel, ClusterLevel{Level: level})
-			twoVPS2Orders(h, 2400)
-			h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{{ID: "act_1", Success: true}, {ID: "act_2", Success: true}}})
-			pol := RenewalPolicy{InvoiceDays: 7, SuspendDays: 3, TerminateDays: 10}
-			due := *renewalServer(t, h, "srv_2").PaidUntil
+			h, pol, due := twoRunningServers(t, level)
 			sweepAt(h, due.AddDate(0, 0, -7), pol, "srv_1", "srv_2")
 			if r := sweepAt(h, due.AddDate(0, 0, 3), pol, "srv_1", "srv_2"); r.Suspended != 2 {
 				t.Fatalf("due+3: %+v", r)
